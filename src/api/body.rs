@@ -1,0 +1,115 @@
+//! JSON request bodies, parsed so that every rejection names its field:
+//! syntax errors, unknown fields (all of them at once), missing fields (all
+//! at once) and wrong types. Values are checked afterwards, by the domain.
+
+use poem::{FromRequest, Request, RequestBody as PoemBody, Result};
+use poem_openapi::{
+    impl_apirequest_for_payload,
+    payload::{ParsePayload, Payload},
+    registry::{MetaSchemaRef, Registry},
+    types::Type,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::errors::ApiError;
+use crate::domain::{FieldError, ValidationErrors};
+
+/// A request body type: its spec schema, how serde reads it, and its fields.
+pub trait RequestBody: Type + DeserializeOwned + Send {
+    /// Every property, and whether it is required. A unit test holds this
+    /// equal to the schema.
+    const FIELDS: &'static [(&'static str, bool)];
+    /// Fewest properties a valid body has (PATCH needs at least one).
+    const MIN_PROPERTIES: usize = 0;
+}
+
+/// A JSON body of type `T`; unknown fields are refused.
+pub struct JsonBody<T>(pub T);
+
+impl<T: RequestBody> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn check_content_type(content_type: &str) -> bool {
+        content_type.parse::<mime::Mime>().is_ok_and(|mime| {
+            mime.type_() == mime::APPLICATION
+                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+        })
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+        if T::MIN_PROPERTIES > 0 {
+            if let Some(schema) = registry.schemas.get_mut(T::name().as_ref()) {
+                schema.min_properties = Some(T::MIN_PROPERTIES);
+            }
+        }
+    }
+}
+
+impl<T: RequestBody> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut PoemBody) -> Result<Self> {
+        let bytes = Vec::<u8>::from_request(request, body).await?;
+        Ok(Self(parse::<T>(&bytes)?))
+    }
+}
+
+impl_apirequest_for_payload!(JsonBody<T>, T: RequestBody);
+
+fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::MalformedJson("the body is empty".into()));
+    }
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|err| ApiError::MalformedJson(err.to_string()))?;
+    let Value::Object(object) = value else {
+        return Err(ValidationErrors::single("body", "must be a JSON object").into());
+    };
+    check_field_names::<T>(&object)?;
+    serde_path_to_error::deserialize(Value::Object(object)).map_err(|err| {
+        let field = err.path().to_string();
+        ValidationErrors::single(field, err.into_inner().to_string()).into()
+    })
+}
+
+/// Names every unknown and every missing field at once.
+fn check_field_names<T: RequestBody>(object: &Map<String, Value>) -> Result<(), ApiError> {
+    let known = |name: &str| T::FIELDS.iter().any(|(field, _)| *field == name);
+    let mut errors = ValidationErrors::default();
+    let allowed = || {
+        T::FIELDS
+            .iter()
+            .map(|(field, _)| *field)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for name in object.keys().filter(|name| !known(name)) {
+        errors.push(FieldError::new(
+            name.as_str(),
+            format!("unknown field; allowed fields are {}", allowed()),
+        ));
+    }
+    for (name, _) in T::FIELDS
+        .iter()
+        .filter(|(name, required)| *required && !object.contains_key(*name))
+    {
+        errors.push(FieldError::new(*name, "is required"));
+    }
+    if errors.is_empty() && object.len() < T::MIN_PROPERTIES {
+        errors.push(FieldError::new(
+            "body",
+            format!("must set at least one of {}", allowed()),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.into())
+    }
+}

@@ -1,0 +1,180 @@
+//! Request fields and parameters as they arrive: raw text, documented in the
+//! spec by the domain rule that will parse it. Parsing happens in one place,
+//! the domain, so every rejection gets the same clear, field-named message.
+
+use std::{borrow::Cow, marker::PhantomData};
+
+use poem_openapi::{
+    registry::{MetaSchema, MetaSchemaRef},
+    types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
+};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::domain::{EmailAddress, Password, UserId, UserName};
+
+/// How a field or parameter is described in the spec.
+pub trait FieldRules: Send + Sync + 'static {
+    fn schema() -> MetaSchema;
+}
+
+/// The unparsed text of a field or parameter whose rules are `R`.
+pub struct Raw<R> {
+    text: String,
+    rules: PhantomData<R>,
+}
+
+impl<R> Raw<R> {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn into_string(self) -> String {
+        self.text
+    }
+}
+
+impl<R: FieldRules> Type for Raw<R> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("string")
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(R::schema()))
+    }
+
+    fn as_raw_value(&self) -> Option<&String> {
+        Some(&self.text)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+        Box::new(std::iter::once(&self.text))
+    }
+}
+
+impl<R: FieldRules> ParseFromParameter for Raw<R> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Ok(value.to_owned().into())
+    }
+}
+
+impl<R: FieldRules> ParseFromJSON for Raw<R> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => Ok(text.into()),
+            Some(other) => Err(ParseError::expected_type(other)),
+            None => Err(ParseError::expected_input()),
+        }
+    }
+}
+
+impl<R: FieldRules> ToJSON for Raw<R> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.text.clone()))
+    }
+}
+
+impl<R> From<String> for Raw<R> {
+    fn from(text: String) -> Self {
+        Self {
+            text,
+            rules: PhantomData,
+        }
+    }
+}
+
+impl<'de, R> Deserialize<'de> for Raw<R> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// For optional body fields: absent means "leave unchanged", but an explicit
+/// `null` is refused like any other value of the wrong type.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+fn string_schema(description: &'static str, example: &str) -> MetaSchema {
+    MetaSchema {
+        description: Some(description),
+        example: Some(Value::String(example.to_owned())),
+        ..MetaSchema::new("string")
+    }
+}
+
+pub enum NameRules {}
+
+impl FieldRules for NameRules {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            pattern: Some(UserName::pattern().to_owned()),
+            ..string_schema(
+                "Display name. Surrounding whitespace is trimmed; what remains must be 1 to 100 \
+                 characters with no control characters. Any script is accepted.",
+                "Ada Lovelace",
+            )
+        }
+    }
+}
+
+pub enum EmailRules {}
+
+impl FieldRules for EmailRules {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            max_length: Some(EmailAddress::MAX_CHARS),
+            pattern: Some(EmailAddress::pattern().to_owned()),
+            ..string_schema(
+                "Email address, unique across users regardless of case. Surrounding whitespace is \
+                 trimmed and the address is stored lowercased. The local part takes up to 64 \
+                 characters and the domain needs a dot.",
+                "ada@example.com",
+            )
+        }
+    }
+}
+
+pub enum PasswordRules {}
+
+impl FieldRules for PasswordRules {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            format: Some("password"),
+            min_length: Some(Password::MIN_CHARS),
+            max_length: Some(Password::MAX_BYTES),
+            pattern: Some(Password::pattern().to_owned()),
+            ..string_schema(
+                "Password: at least 8 characters and at most 72 bytes of UTF-8 (bcrypt's limit; \
+                 longer input is refused, never truncated), with at least one lowercase letter \
+                 (a-z), one uppercase letter (A-Z), one digit (0-9) and one other character. It \
+                 is stored only as a bcrypt hash and never returned.",
+                "Password@123",
+            )
+        }
+    }
+}
+
+pub enum UserIdRules {}
+
+impl FieldRules for UserIdRules {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            min_length: Some(24),
+            max_length: Some(24),
+            pattern: Some(UserId::PATTERN.to_owned()),
+            ..string_schema(
+                "The user's id: 24 hexadecimal digits.",
+                "65a1b2c3d4e5f60718293a4b",
+            )
+        }
+    }
+}

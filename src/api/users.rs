@@ -1,0 +1,353 @@
+//! `/user`: create, list, read, replace, patch and delete users.
+
+use poem::{web::Data, Request};
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    ApiResponse, Object, OpenApi,
+};
+use serde::Deserialize;
+
+use super::{
+    body::{JsonBody, RequestBody},
+    errors::{ErrorStatuses, Failure},
+    fields::{present, EmailRules, NameRules, PasswordRules, Raw, UserIdRules},
+    paging::{decode_cursor, encode_cursor, next_page_url, parse_limit, CursorRules, LimitRules},
+    views::{PageInfo, UserEnvelope, UserListEnvelope},
+    ApiTags,
+};
+use crate::{
+    domain::{EmailAddress, NewUser, Password, ProfileChanges, UserId, UserName, ValidationErrors},
+    service::UserService,
+};
+
+/// A new user.
+#[derive(Object, Deserialize)]
+pub struct CreateUserRequest {
+    name: Raw<NameRules>,
+    email: Raw<EmailRules>,
+    #[oai(write_only)]
+    password: Raw<PasswordRules>,
+}
+
+impl RequestBody for CreateUserRequest {
+    const FIELDS: &'static [(&'static str, bool)] =
+        &[("name", true), ("email", true), ("password", true)];
+}
+
+impl CreateUserRequest {
+    fn into_domain(self) -> Result<NewUser, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let name = errors.check("name", UserName::parse(self.name.as_str()));
+        let email = errors.check("email", EmailAddress::parse(self.email.as_str()));
+        let password = errors.check("password", Password::parse(self.password.into_string()));
+        match (name, email, password) {
+            (Some(name), Some(email), Some(password)) => Ok(NewUser {
+                name,
+                email,
+                password,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A user's full profile. Omit `password` to keep the current one.
+#[derive(Object, Deserialize)]
+pub struct ReplaceUserRequest {
+    name: Raw<NameRules>,
+    email: Raw<EmailRules>,
+    #[oai(write_only)]
+    #[serde(default, deserialize_with = "present")]
+    password: Option<Raw<PasswordRules>>,
+}
+
+impl RequestBody for ReplaceUserRequest {
+    const FIELDS: &'static [(&'static str, bool)] =
+        &[("name", true), ("email", true), ("password", false)];
+}
+
+/// The fields to change; at least one.
+#[derive(Object, Deserialize)]
+pub struct PatchUserRequest {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Raw<NameRules>>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Raw<EmailRules>>,
+    #[oai(write_only)]
+    #[serde(default, deserialize_with = "present")]
+    password: Option<Raw<PasswordRules>>,
+}
+
+impl RequestBody for PatchUserRequest {
+    const FIELDS: &'static [(&'static str, bool)] =
+        &[("name", false), ("email", false), ("password", false)];
+    const MIN_PROPERTIES: usize = 1;
+}
+
+/// Parses whichever fields are present, collecting every problem.
+fn parse_changes(
+    name: Option<Raw<NameRules>>,
+    email: Option<Raw<EmailRules>>,
+    password: Option<Raw<PasswordRules>>,
+) -> Result<ProfileChanges, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let changes = ProfileChanges {
+        name: name.and_then(|raw| errors.check("name", UserName::parse(raw.as_str()))),
+        email: email.and_then(|raw| errors.check("email", EmailAddress::parse(raw.as_str()))),
+        password: password
+            .and_then(|raw| errors.check("password", Password::parse(raw.into_string()))),
+    };
+    if errors.is_empty() {
+        Ok(changes)
+    } else {
+        Err(errors)
+    }
+}
+
+fn parse_id(raw: &Raw<UserIdRules>) -> Result<UserId, super::errors::ApiError> {
+    UserId::parse(raw.as_str()).map_err(super::errors::ApiError::InvalidId)
+}
+
+pub enum CreateErrors {}
+impl ErrorStatuses for CreateErrors {
+    const STATUSES: &'static [u16] = &[400, 409, 415, 500];
+}
+
+pub enum ListErrors {}
+impl ErrorStatuses for ListErrors {
+    const STATUSES: &'static [u16] = &[400, 500];
+}
+
+pub enum ReadErrors {}
+impl ErrorStatuses for ReadErrors {
+    const STATUSES: &'static [u16] = &[400, 404, 500];
+}
+
+pub enum WriteErrors {}
+impl ErrorStatuses for WriteErrors {
+    const STATUSES: &'static [u16] = &[400, 404, 409, 415, 500];
+}
+
+#[derive(ApiResponse)]
+pub enum Created {
+    /// The user was created. `Location` is its URL.
+    #[oai(status = 201)]
+    Created(Json<UserEnvelope>, #[oai(header = "Location")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum Listed {
+    /// A page of users. When more follow, `page.next` holds the cursor and
+    /// `Link` the URL of the next page (`rel="next"`).
+    #[oai(status = 200)]
+    Ok(
+        Json<UserListEnvelope>,
+        #[oai(header = "Link")] Option<String>,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum Found {
+    /// The user.
+    #[oai(status = 200)]
+    Ok(Json<UserEnvelope>),
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// The user was deleted. No body.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+const LIST_PARAMETERS: [&str; 3] = ["limit", "after", "email"];
+
+pub struct UserApi;
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UserApi {
+    /// Create a user
+    ///
+    /// Validates the fields, hashes the password with bcrypt and stores the
+    /// user. Emails are unique regardless of case: a second user with the same
+    /// address gets 409.
+    #[oai(path = "/user", method = "post", operation_id = "createUser")]
+    async fn create(
+        &self,
+        users: Data<&UserService>,
+        body: JsonBody<CreateUserRequest>,
+    ) -> Result<Created, Failure<CreateErrors>> {
+        let user = users.create(body.0.into_domain()?).await?;
+        let location = format!("/user/{}", user.id.to_hex());
+        Ok(Created::Created(
+            Json(UserEnvelope::new(user, "User created.", 201)),
+            location,
+        ))
+    }
+
+    /// List users
+    ///
+    /// Returns users in creation order, one page at a time. Follow `page.next`
+    /// (or the `Link` header) until it is absent to visit every user exactly
+    /// once. Unknown query parameters are refused.
+    #[oai(path = "/user", method = "get", operation_id = "listUsers")]
+    async fn list(
+        &self,
+        users: Data<&UserService>,
+        request: &Request,
+        /// Page size, 1 to 200.
+        limit: Query<Option<Raw<LimitRules>>>,
+        /// Cursor from the previous page.
+        after: Query<Option<Raw<CursorRules>>>,
+        /// Only the user with this email (compared after normalizing).
+        email: Query<Option<Raw<EmailRules>>>,
+    ) -> Result<Listed, Failure<ListErrors>> {
+        let mut errors = ValidationErrors::default();
+        reject_unknown_parameters(request, &mut errors);
+        let limit = errors.check("limit", parse_limit(limit.0.as_ref().map(Raw::as_str)));
+        let after = after
+            .0
+            .and_then(|raw| errors.check("after", decode_cursor(raw.as_str())));
+        let email = email
+            .0
+            .and_then(|raw| errors.check("email", EmailAddress::parse(raw.as_str())));
+        let Some(limit) = limit.filter(|_| errors.is_empty()) else {
+            return Err(errors.into());
+        };
+
+        let page = users.list(email.clone(), after, limit).await?;
+        let link = page.next_after.map(|next| {
+            format!(
+                "<{}>; rel=\"next\"",
+                next_page_url(limit, email.as_ref(), next)
+            )
+        });
+        let count = page.users.len();
+        Ok(Listed::Ok(
+            Json(UserListEnvelope {
+                data: page.users.into_iter().map(Into::into).collect(),
+                message: format!("{count} user(s)."),
+                status_code: 200,
+                page: PageInfo {
+                    limit,
+                    next: page.next_after.map(encode_cursor),
+                },
+            }),
+            link,
+        ))
+    }
+
+    /// Get a user
+    #[oai(path = "/user/:id", method = "get", operation_id = "getUser")]
+    async fn get(
+        &self,
+        users: Data<&UserService>,
+        /// The user's id.
+        id: Path<Raw<UserIdRules>>,
+    ) -> Result<Found, Failure<ReadErrors>> {
+        let user = users.get(parse_id(&id)?).await?;
+        Ok(Found::Ok(Json(UserEnvelope::new(user, "User found.", 200))))
+    }
+
+    /// Replace a user's profile
+    ///
+    /// Sets `name` and `email`, and the password when one is given. Setting
+    /// the email a user already has is not a conflict.
+    #[oai(path = "/user/:id", method = "put", operation_id = "replaceUser")]
+    async fn replace(
+        &self,
+        users: Data<&UserService>,
+        /// The user's id.
+        id: Path<Raw<UserIdRules>>,
+        body: JsonBody<ReplaceUserRequest>,
+    ) -> Result<Found, Failure<WriteErrors>> {
+        let id = parse_id(&id)?;
+        let body = body.0;
+        let changes = parse_changes(Some(body.name), Some(body.email), body.password)?;
+        let user = users.update(id, changes).await?;
+        Ok(Found::Ok(Json(UserEnvelope::new(
+            user,
+            "User updated.",
+            200,
+        ))))
+    }
+
+    /// Change some of a user's fields
+    ///
+    /// Sets only the fields present; at least one is required.
+    #[oai(path = "/user/:id", method = "patch", operation_id = "patchUser")]
+    async fn patch(
+        &self,
+        users: Data<&UserService>,
+        /// The user's id.
+        id: Path<Raw<UserIdRules>>,
+        body: JsonBody<PatchUserRequest>,
+    ) -> Result<Found, Failure<WriteErrors>> {
+        let id = parse_id(&id)?;
+        let body = body.0;
+        let changes = parse_changes(body.name, body.email, body.password)?;
+        let user = users.update(id, changes).await?;
+        Ok(Found::Ok(Json(UserEnvelope::new(
+            user,
+            "User updated.",
+            200,
+        ))))
+    }
+
+    /// Delete a user
+    #[oai(path = "/user/:id", method = "delete", operation_id = "deleteUser")]
+    async fn delete(
+        &self,
+        users: Data<&UserService>,
+        /// The user's id.
+        id: Path<Raw<UserIdRules>>,
+    ) -> Result<Deleted, Failure<ReadErrors>> {
+        users.delete(parse_id(&id)?).await?;
+        Ok(Deleted::NoContent)
+    }
+}
+
+fn reject_unknown_parameters(request: &Request, errors: &mut ValidationErrors) {
+    let query = request.uri().query().unwrap_or_default();
+    let names: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    for (name, _) in names {
+        if !LIST_PARAMETERS.contains(&name.as_str()) {
+            errors.push(crate::domain::FieldError::new(
+                name,
+                format!(
+                    "unknown query parameter; allowed are {}",
+                    LIST_PARAMETERS.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::registry::Registry;
+
+    use super::*;
+
+    /// `RequestBody::FIELDS` drives unknown- and missing-field checks; it
+    /// must say exactly what the published schema says.
+    fn assert_fields_match_schema<T: RequestBody>() {
+        let mut registry = Registry::new();
+        T::register(&mut registry);
+        let schema = &registry.schemas[T::name().as_ref()];
+        let properties: Vec<(&str, bool)> = schema
+            .properties
+            .iter()
+            .map(|(name, _)| (*name, schema.required.contains(name)))
+            .collect();
+        assert_eq!(properties, T::FIELDS, "{}", T::name());
+    }
+
+    #[test]
+    fn request_fields_match_their_schemas() {
+        assert_fields_match_schema::<CreateUserRequest>();
+        assert_fields_match_schema::<ReplaceUserRequest>();
+        assert_fields_match_schema::<PatchUserRequest>();
+    }
+}

@@ -1,0 +1,95 @@
+use std::{error::Error, process::ExitCode};
+
+use clap::{error::ErrorKind, Parser};
+use user_api::{
+    api,
+    config::{Cli, Command, Config},
+    startup::Application,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if let Err(err) = dotenvy::dotenv() {
+        if !err.not_found() {
+            return fail(&format!(".env: {err}"));
+        }
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            err.exit()
+        }
+        Err(err) => {
+            let message = err.to_string();
+            let first_line = message.lines().next().unwrap_or_default();
+            return fail(first_line.trim_start_matches("error: "));
+        }
+    };
+    match cli.command {
+        Some(Command::Openapi) => {
+            print!("{}", api::openapi_yaml());
+            ExitCode::SUCCESS
+        }
+        Some(Command::Serve) | None => serve(cli.config).await,
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    if let Err(err) = telemetry::init(&config.log_filter) {
+        return fail(&err);
+    }
+    let app = match Application::build(&config).await {
+        Ok(app) => app,
+        Err(err) => return fail(&chain(&err)),
+    };
+    let port = app.port();
+    tracing::info!("listening on {}:{port}", config.host);
+    tracing::info!("Swagger UI: http://localhost:{port}/docs");
+    match app.run_until(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&format!("server error: {err}")),
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// `error: cause: root cause`, on one line.
+fn chain(err: &dyn Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn fail(reason: &str) -> ExitCode {
+    eprintln!("user-api: {reason}");
+    ExitCode::FAILURE
+}
