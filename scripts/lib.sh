@@ -1,0 +1,76 @@
+# Shared by scripts/run and scripts/test: a local SecantusDB for development.
+# Sourced, not executed.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL="$ROOT/.local"
+VENV="$LOCAL/venv"
+REQUIREMENTS="$ROOT/scripts/requirements-db.txt"
+
+log() { printf '%s\n' "$*" >&2; }
+
+python_bin() {
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  log "error: Python 3 is required to run the local database (SecantusDB)."
+  return 1
+}
+
+# Installs SecantusDB into .local/venv, once per version of the requirements.
+ensure_db_installed() {
+  local stamp="$VENV/.requirements.sha256"
+  local wanted
+  wanted="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+  if [[ -x "$VENV/bin/secantusd-py" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
+    return 0
+  fi
+  log "Installing SecantusDB (local MongoDB-compatible server) into .local/venv ..."
+  mkdir -p "$LOCAL"
+  rm -rf "$VENV"
+  "$(python_bin)" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+  echo "$wanted" >"$stamp"
+}
+
+free_port() {
+  "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until a MongoDB-protocol server answers ping at $1 (a URI).
+wait_for_db() {
+  local uri="$1" tries=60
+  until "$VENV/bin/python" - "$uri" <<'PY' 2>/dev/null
+import sys, pymongo
+pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=500).admin.command("ping")
+PY
+  do
+    tries=$((tries - 1))
+    if ((tries == 0)); then
+      log "error: the local database did not start; its log is $DB_LOG"
+      tail -n 20 "$DB_LOG" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# start_db PORT STORAGE: starts SecantusDB in the background, sets DB_PID.
+start_db() {
+  local port="$1" storage="$2"
+  mkdir -p "$LOCAL"
+  DB_LOG="$LOCAL/secantus-$port.log"
+  "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path "$storage" \
+    --log-level WARNING >"$DB_LOG" 2>&1 &
+  DB_PID=$!
+  wait_for_db "mongodb://127.0.0.1:$port/"
+}
+
+stop_db() {
+  if [[ -n "${DB_PID:-}" ]] && kill -0 "$DB_PID" 2>/dev/null; then
+    kill "$DB_PID" 2>/dev/null || true
+    wait "$DB_PID" 2>/dev/null || true
+  fi
+}
