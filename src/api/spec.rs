@@ -25,7 +25,7 @@ impl ApiSpec {
         if let Some(root) = document.as_object_mut() {
             // An empty list would tell clients there is no server; absent means
             // "wherever this document was served from".
-            root.remove("servers");
+            root.shift_remove("servers");
         }
         let json = serde_json::to_string_pretty(&document).expect("a JSON value serializes");
         let yaml = serde_yaml::to_string(&document).expect("a JSON value serializes as YAML");

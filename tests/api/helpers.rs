@@ -1,0 +1,279 @@
+use std::{collections::HashMap, net::Ipv4Addr, sync::LazyLock};
+
+use mongodb::{
+    bson::{doc, oid::ObjectId, Document},
+    Client, Database,
+};
+use reqwest::{header::HeaderMap, Method, RequestBuilder, StatusCode};
+use serde_json::{json, Value};
+use user_api::{config::Config, startup::Application};
+
+pub const PASSWORD: &str = "Password@123";
+
+/// Where the suite's database listens; `./scripts/test` sets it.
+pub fn mongo_uri() -> String {
+    std::env::var("TEST_MONGO_URI").unwrap_or_else(|_| {
+        panic!(
+            "TEST_MONGO_URI is not set. Run the suite with ./scripts/test, which starts a \
+             database for it."
+        )
+    })
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: Database,
+}
+
+/// A response, already checked against the rules every response obeys.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    pub fn error_code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or_default()
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+
+    /// The fields named in `details`, in order.
+    pub fn fields(&self) -> Vec<&str> {
+        self.body["details"]
+            .as_array()
+            .map(|details| {
+                details
+                    .iter()
+                    .filter_map(|detail| detail["field"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(self.error_code(), code, "{}", self.text);
+    }
+
+    /// A 400 `validation_failed` naming exactly `fields`, with the message
+    /// naming each of them too.
+    #[track_caller]
+    pub fn assert_invalid(&self, fields: &[&str]) {
+        self.assert_error(400, "validation_failed");
+        assert_eq!(self.fields(), fields, "{}", self.text);
+        for field in fields {
+            assert!(
+                self.message().contains(&format!("{field}:")),
+                "message should name `{field}`: {}",
+                self.text
+            );
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let base_uri = mongo_uri();
+        let database = format!("test_{}", ObjectId::new().to_hex());
+        let config = Config {
+            mongo_uri: format!("{base_uri}/{database}"),
+            host: Ipv4Addr::LOCALHOST.into(),
+            port: 0,
+            bcrypt_cost: 4,
+            log_filter: "warn".into(),
+        };
+        let app = Application::build(&config)
+            .await
+            .expect("the app starts against the test database");
+        let port = app.port();
+        tokio::spawn(app.run_until(std::future::pending()));
+        let client = Client::with_uri_str(&base_uri)
+            .await
+            .expect("the test database is reachable");
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            db: client.database(&database),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn builder(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn send(&self, builder: RequestBuilder) -> Reply {
+        let request = builder.build().expect("a valid request");
+        let method = request.method().clone();
+        let path = request.url().path().to_owned();
+        let response = self.client.execute(request).await.expect("the app answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a readable body");
+        let reply = Reply {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        };
+        check_invariants(&method, &path, &reply);
+        reply
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut builder = self.builder(method, path);
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        self.send(builder).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post_user(&self, body: Value) -> Reply {
+        self.request(Method::POST, "/user", Some(body)).await
+    }
+
+    pub async fn put_user(&self, id: &str, body: Value) -> Reply {
+        self.request(Method::PUT, &format!("/user/{id}"), Some(body))
+            .await
+    }
+
+    pub async fn patch_user(&self, id: &str, body: Value) -> Reply {
+        self.request(Method::PATCH, &format!("/user/{id}"), Some(body))
+            .await
+    }
+
+    pub async fn delete_user(&self, id: &str) -> Reply {
+        self.request(Method::DELETE, &format!("/user/{id}"), None)
+            .await
+    }
+
+    /// Creates a user and returns its `data`.
+    pub async fn create_user(&self, name: &str, email: &str) -> Value {
+        let reply = self
+            .post_user(json!({ "name": name, "email": email, "password": PASSWORD }))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.data().clone()
+    }
+
+    /// The stored document, password hash included.
+    pub async fn stored(&self, id: &str) -> Option<Document> {
+        let id = ObjectId::parse_str(id).expect("a valid id");
+        self.db
+            .collection::<Document>("users")
+            .find_one(doc! { "_id": id })
+            .await
+            .expect("the test database answers")
+    }
+
+    pub async fn stored_count(&self) -> u64 {
+        self.db
+            .collection::<Document>("users")
+            .count_documents(doc! {})
+            .await
+            .expect("the test database answers")
+    }
+}
+
+/// What every response must satisfy: the envelope, a documented status, and
+/// no trace of a password or its hash.
+fn check_invariants(method: &Method, path: &str, reply: &Reply) {
+    for secret in [
+        "$2b$",
+        "$2a$",
+        "$2y$",
+        "\"password_hash\":",
+        "\"password\":",
+        "Password@",
+    ] {
+        assert!(
+            !reply.text.contains(secret),
+            "{method} {path} leaked `{secret}`: {}",
+            reply.text
+        );
+    }
+    let status = reply.status.as_u16();
+    if let Some(documented) = documented_statuses(method, path) {
+        assert!(
+            documented.contains(&status),
+            "{method} {path} answered {status}, which openapi.yaml does not list ({documented:?})"
+        );
+    }
+    if status == 204 || *method == Method::HEAD {
+        assert!(
+            reply.text.is_empty(),
+            "{status} with a body: {}",
+            reply.text
+        );
+        return;
+    }
+    if !reply
+        .header("content-type")
+        .is_some_and(|value| value.starts_with("application/json"))
+    {
+        return;
+    }
+    let body = &reply.body;
+    assert_eq!(body["status_code"], json!(status), "{}", reply.text);
+    assert!(body["message"].is_string(), "{}", reply.text);
+    assert!(body.get("data").is_some(), "{}", reply.text);
+    if status >= 400 {
+        assert!(body["data"].is_null(), "{}", reply.text);
+        assert!(body["error"].is_string(), "{}", reply.text);
+    }
+}
+
+/// Statuses openapi.yaml lists for the operation serving `path`, if any.
+fn documented_statuses(method: &Method, path: &str) -> Option<Vec<u16>> {
+    static OPERATIONS: LazyLock<HashMap<(String, String), Vec<u16>>> = LazyLock::new(|| {
+        let spec: Value =
+            serde_yaml::from_str(include_str!("../../openapi.yaml")).expect("openapi.yaml parses");
+        let mut operations = HashMap::new();
+        for (template, item) in spec["paths"].as_object().expect("paths").iter() {
+            for (verb, operation) in item.as_object().expect("a path item") {
+                let statuses = operation["responses"]
+                    .as_object()
+                    .expect("responses")
+                    .keys()
+                    .map(|status| status.parse().expect("a numeric status"))
+                    .collect();
+                operations.insert((verb.to_uppercase(), template.clone()), statuses);
+            }
+        }
+        operations
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    let template = match segments.as_slice() {
+        ["", "user", id] if !id.is_empty() => "/user/{id}".to_owned(),
+        _ => path.to_owned(),
+    };
+    let method = if *method == Method::HEAD {
+        "GET".to_owned()
+    } else {
+        method.as_str().to_owned()
+    };
+    OPERATIONS.get(&(method, template)).cloned()
+}

@@ -1,0 +1,57 @@
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn ping_answers_in_the_envelope() {
+    let app = TestApp::spawn().await;
+    let reply = app.get("/ping").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.body,
+        serde_json::json!({ "data": { "status": "ok" }, "message": "pong", "status_code": 200 })
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_404_in_the_envelope() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/nope",
+        "/users",
+        "/user/65a1b2c3d4e5f60718293a4b/extra",
+        "/",
+    ] {
+        let reply = app.get(path).await;
+        reply.assert_error(404, "not_found");
+        assert!(reply.message().contains(path), "{}", reply.text);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_405_with_allow() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (Method::DELETE, "/user", "POST, GET, HEAD"),
+        (Method::PUT, "/user", "POST, GET, HEAD"),
+        (
+            Method::POST,
+            "/user/65a1b2c3d4e5f60718293a4b",
+            "GET, PUT, PATCH, DELETE, HEAD",
+        ),
+        (Method::POST, "/ping", "GET, HEAD"),
+    ];
+    for (method, path, allow) in cases {
+        let reply = app.request(method.clone(), path, None).await;
+        reply.assert_error(405, "method_not_allowed");
+        assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
+        assert!(reply.message().contains(method.as_str()), "{}", reply.text);
+    }
+}
+
+#[tokio::test]
+async fn head_is_served_for_get_routes() {
+    let app = TestApp::spawn().await;
+    let reply = app.request(Method::HEAD, "/ping", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
