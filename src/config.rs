@@ -1,8 +1,9 @@
 //! Configuration, from the command line, the environment and `.env`.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::{builder::BoolishValueParser, ArgAction, Parser, Subcommand};
+use ipnet::IpNet;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,4 +57,82 @@ pub struct Config {
     /// `user_api=debug,info`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
+
+    #[command(flatten)]
+    pub security: SecurityConfig,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecurityConfig {
+    /// Comma-separated API keys, each at least 32 characters of token68
+    /// (letters, digits, `-._~+/`, trailing `=`). Callers of `/user` send one as
+    /// `Authorization: Bearer <key>`. Required unless AUTH_DISABLED=true.
+    #[arg(long, env = "API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+
+    /// Serve `/user` without authentication. Only for local experiments; a
+    /// warning is logged at startup.
+    #[arg(long, env = "AUTH_DISABLED", default_value_t = false, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub auth_disabled: bool,
+
+    /// Comma-separated IPs or CIDR ranges of reverse proxies whose
+    /// `X-Forwarded-For` is believed. Empty: the socket peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Comma-separated origins allowed to call the API from a browser, such as
+    /// `https://admin.example.com`. Empty: CORS is off.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitsConfig {
+    /// POST, PUT, PATCH and DELETE requests per minute, per client IP and per
+    /// API key. 0 disables the limit.
+    #[arg(long, env = "RATE_LIMIT_WRITES", default_value_t = 600)]
+    pub rate_limit_writes: u32,
+
+    /// `POST /user/verify` requests per minute per client IP. 0 disables it.
+    #[arg(long, env = "RATE_LIMIT_VERIFY", default_value_t = 60)]
+    pub rate_limit_verify: u32,
+
+    /// `POST /user/verify` requests per minute per target email, whoever sends
+    /// them. 0 disables it.
+    #[arg(long, env = "RATE_LIMIT_VERIFY_PER_EMAIL", default_value_t = 10)]
+    pub rate_limit_verify_per_email: u32,
+
+    /// The period the rate limits above count over. Not configurable from
+    /// outside ("per minute"); tests shorten it.
+    #[arg(skip = Duration::from_secs(60))]
+    pub rate_limit_window: Duration,
+
+    /// bcrypt jobs that run at once. Default: the number of CPU cores.
+    #[arg(long, env = "HASH_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..))]
+    pub hash_concurrency: Option<u32>,
+
+    /// bcrypt jobs that may wait for a free slot; more are refused with 503.
+    #[arg(long, env = "HASH_QUEUE_MAX", default_value_t = 1024)]
+    pub hash_queue_max: u32,
+
+    /// How long a bcrypt job may wait for a slot before it is refused with 503.
+    #[arg(long, env = "HASH_QUEUE_WAIT_MS", default_value_t = 10_000)]
+    pub hash_queue_wait_ms: u64,
+
+    /// Deadline for a whole request; past it the answer is 503.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+}
+
+/// An IP address (a single host) or a CIDR range.
+fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is neither an IP address nor a CIDR range"))
 }

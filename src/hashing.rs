@@ -1,50 +1,155 @@
-//! bcrypt hashing on tokio's blocking pool, so a hash (tens to hundreds of
-//! milliseconds of CPU) never stalls the async workers serving other requests.
+//! bcrypt on tokio's blocking pool, so a hash (tens to hundreds of
+//! milliseconds of CPU) never stalls the async workers serving other
+//! requests. At most `concurrency` jobs run at once; a bounded number wait,
+//! for a bounded time; past either bound the job is refused as busy.
 
-use std::sync::Arc;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
-use tokio::sync::Semaphore;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tracing::Span;
 
 use crate::domain::{Password, PasswordHash};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashingError {
+    #[error("every hashing slot is taken and the queue is full or too slow")]
+    Busy,
     #[error("bcrypt failed")]
     Bcrypt(#[from] bcrypt::BcryptError),
     #[error("the hashing task did not finish")]
     Task(#[from] tokio::task::JoinError),
-    #[error("the hashing pool is closed")]
-    Closed(#[from] tokio::sync::AcquireError),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HashingLimits {
+    pub concurrency: usize,
+    pub queue_max: usize,
+    pub queue_wait: Duration,
 }
 
 #[derive(Clone)]
 pub struct PasswordHasher {
     cost: u32,
-    /// One permit per concurrent hash: more would only queue on the CPU.
+    limits: HashingLimits,
     permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    /// Verified against when an email is unknown, so that answer takes as
+    /// long as a wrong password does.
+    dummy_hash: Arc<str>,
+}
+
+/// Counts a job in the queue until it leaves it, however it leaves.
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl PasswordHasher {
-    pub fn new(cost: u32, concurrency: usize) -> Self {
-        Self {
-            cost,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-        }
-    }
-
-    pub async fn hash(&self, password: Password) -> Result<PasswordHash, HashingError> {
-        let _permit = self.permits.acquire().await?;
-        let cost = self.cost;
-        let span = Span::current();
-        // `Password` holds at most 72 bytes, all of which bcrypt uses: only the
-        // terminating NUL falls outside its 72-byte key. (The crate's
-        // `non_truncating_hash` counts that NUL and so refuses 72 bytes.)
-        let hash = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| bcrypt::hash(password.expose(), cost))
+    /// Builds the hasher, computing its dummy hash at `cost` (once, here).
+    pub async fn new(cost: u32, limits: HashingLimits) -> Result<Self, HashingError> {
+        let dummy_hash = tokio::task::spawn_blocking(move || {
+            bcrypt::hash("not a real password, only here for timing", cost)
         })
         .await??;
+        Ok(Self {
+            cost,
+            limits,
+            permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashingError> {
+        self.hash_secret(password.secret()).await
+    }
+
+    /// Hashes a password that already verified against a stored hash (and so
+    /// is at most 72 bytes), to store it again at the current cost.
+    pub async fn hash_secret(&self, secret: &SecretString) -> Result<PasswordHash, HashingError> {
+        let cost = self.cost;
+        let secret = secret.clone();
+        // At most 72 bytes, all of which bcrypt uses: only the terminating NUL
+        // falls outside its 72-byte key. (The crate's `non_truncating_hash`
+        // counts that NUL and so refuses 72 bytes.)
+        let hash = self
+            .run(move || bcrypt::hash(secret.expose_secret(), cost))
+            .await??;
         Ok(PasswordHash::new(hash))
+    }
+
+    /// Whether `attempt` matches `hash`. With no hash (unknown account) it
+    /// checks against the dummy hash and answers `false`, taking the same
+    /// time. Attempts over 72 bytes never match: no stored password is that
+    /// long, and bcrypt would compare only their first 72 bytes.
+    pub async fn verify(
+        &self,
+        attempt: &SecretString,
+        hash: Option<&str>,
+    ) -> Result<bool, HashingError> {
+        let too_long = attempt.expose_secret().len() > Password::MAX_BYTES;
+        let real = hash.filter(|_| !too_long);
+        let target: Arc<str> = real.map_or_else(|| self.dummy_hash.clone(), Arc::from);
+        let attempt = attempt.clone();
+        let matched = self
+            .run(move || bcrypt::verify(attempt.expose_secret(), &target))
+            .await??;
+        Ok(matched && real.is_some())
+    }
+
+    /// Whether `hash` was made at a lower cost than the one configured now.
+    pub fn needs_rehash(&self, hash: &str) -> bool {
+        hash.parse::<bcrypt::HashParts>()
+            .is_ok_and(|parts| parts.get_cost() < self.cost)
+    }
+
+    /// Jobs waiting for a slot right now.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashingError> {
+        let permit = self.acquire().await?;
+        let span = Span::current();
+        // The permit moves into the job: a slot stays taken while bcrypt runs,
+        // even if the request that asked for it has gone away.
+        Ok(tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(job)
+        })
+        .await?)
+    }
+
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, HashingError> {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => return Ok(permit),
+            Err(TryAcquireError::Closed) => return Err(HashingError::Busy),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.limits.queue_max {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(HashingError::Busy);
+        }
+        let _queued = Queued(self.waiting.clone());
+        match tokio::time::timeout(self.limits.queue_wait, self.permits.clone().acquire_owned())
+            .await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(HashingError::Busy),
+        }
     }
 }
 
@@ -52,27 +157,99 @@ impl PasswordHasher {
 mod tests {
     use super::*;
 
+    fn limits(concurrency: usize, queue_max: usize, wait_ms: u64) -> HashingLimits {
+        HashingLimits {
+            concurrency,
+            queue_max,
+            queue_wait: Duration::from_millis(wait_ms),
+        }
+    }
+
+    async fn hasher() -> PasswordHasher {
+        PasswordHasher::new(4, limits(1, 8, 10_000)).await.unwrap()
+    }
+
+    fn password(text: &str) -> Password {
+        Password::parse(text.to_owned()).unwrap()
+    }
+
     #[tokio::test]
     async fn hashes_verify_and_use_the_configured_cost() {
-        let hasher = PasswordHasher::new(4, 1);
-        let password = Password::parse("Password@123".into()).unwrap();
-        let hash = hasher.hash(password).await.unwrap();
+        let hasher = hasher().await;
+        let hash = hasher.hash(&password("Password@123")).await.unwrap();
         assert!(hash.as_str().starts_with("$2b$04$"), "{}", hash.as_str());
-        assert!(bcrypt::verify("Password@123", hash.as_str()).unwrap());
-        assert!(!bcrypt::verify("Password@124", hash.as_str()).unwrap());
+        let right = SecretString::from("Password@123");
+        let wrong = SecretString::from("Password@124");
+        assert!(hasher.verify(&right, Some(hash.as_str())).await.unwrap());
+        assert!(!hasher.verify(&wrong, Some(hash.as_str())).await.unwrap());
     }
 
     #[tokio::test]
     async fn all_72_bytes_count() {
-        let hasher = PasswordHasher::new(4, 1);
+        let hasher = hasher().await;
         let base = format!("Aa1!{}", "x".repeat(67));
         let full = format!("{base}y");
         assert_eq!(full.len(), 72);
-        let hash = hasher
-            .hash(Password::parse(full.clone()).unwrap())
-            .await
-            .unwrap();
+        let hash = hasher.hash(&password(&full)).await.unwrap();
         assert!(bcrypt::verify(&full, hash.as_str()).unwrap());
         assert!(!bcrypt::verify(format!("{base}z"), hash.as_str()).unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_attempt_over_72_bytes_never_matches() {
+        let hasher = hasher().await;
+        let full = format!("Aa1!{}", "x".repeat(68));
+        let hash = hasher.hash(&password(&full)).await.unwrap();
+        // bcrypt alone would accept this: it ignores bytes past the 72nd.
+        let longer = SecretString::from(format!("{full}extra"));
+        assert!(bcrypt::verify(longer.expose_secret(), hash.as_str()).unwrap());
+        assert!(!hasher.verify(&longer, Some(hash.as_str())).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_account_never_matches() {
+        let hasher = hasher().await;
+        let attempt = SecretString::from("not a real password, only here for timing");
+        assert!(!hasher.verify(&attempt, None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn knows_when_a_hash_is_below_the_configured_cost() {
+        let hasher = PasswordHasher::new(5, limits(1, 8, 10_000)).await.unwrap();
+        let old = bcrypt::hash("Password@123", 4).unwrap();
+        let current = bcrypt::hash("Password@123", 5).unwrap();
+        assert!(hasher.needs_rehash(&old));
+        assert!(!hasher.needs_rehash(&current));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once() {
+        let hasher = PasswordHasher::new(4, limits(1, 1, 10_000)).await.unwrap();
+        let slot = hasher.permits.clone().acquire_owned().await.unwrap();
+        let queued = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.hash(&password("Password@123")).await })
+        };
+        while hasher.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            hasher.hash(&password("Password@123")).await,
+            Err(HashingError::Busy)
+        ));
+        drop(slot);
+        assert!(queued.await.unwrap().is_ok());
+        assert_eq!(hasher.queue_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn waiting_too_long_is_refused() {
+        let hasher = PasswordHasher::new(4, limits(1, 8, 50)).await.unwrap();
+        let _slot = hasher.permits.clone().acquire_owned().await.unwrap();
+        assert!(matches!(
+            hasher.hash(&password("Password@123")).await,
+            Err(HashingError::Busy)
+        ));
+        assert_eq!(hasher.queue_depth(), 0);
     }
 }

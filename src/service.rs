@@ -1,10 +1,18 @@
 //! What the API does with users, independent of HTTP: hash passwords, then
 //! read and write through the store.
 
+use std::time::Duration;
+
+use mongodb::bson::DateTime;
+use secrecy::SecretString;
+
 use crate::{
     domain::{EmailAddress, NewUser, ProfileChanges, UserId},
     hashing::{HashingError, PasswordHasher},
-    store::{ListQuery, StoreError, UserRecord, UserStore, UserUpdate},
+    store::{
+        IdempotencyRecord, IdempotencyStore, ListQuery, StoreError, UserRecord, UserStore,
+        UserUpdate,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +21,12 @@ pub enum UserError {
     NotFound(UserId),
     #[error("another user already has this email")]
     EmailTaken,
+    #[error("the email and password do not match a user")]
+    InvalidCredentials,
+    #[error("this idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this idempotency key is still in progress")]
+    IdempotencyKeyInProgress,
     #[error("the user store failed")]
     Store(#[source] StoreError),
     #[error("password hashing failed")]
@@ -35,20 +49,138 @@ pub struct Page {
     pub next_after: Option<UserId>,
 }
 
+/// The outcome of a create.
+#[derive(Debug)]
+pub enum Created {
+    New(UserRecord),
+    /// A retry of an earlier request with the same idempotency key: the user
+    /// that request created, as it was created.
+    Replayed(UserRecord),
+}
+
+/// An idempotency key as the service sees it: an id that already includes
+/// the caller, and a fingerprint of the request's non-secret fields.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub id: String,
+    pub fingerprint: String,
+}
+
 #[derive(Clone)]
 pub struct UserService {
     store: UserStore,
+    idempotency: IdempotencyStore,
     hasher: PasswordHasher,
+    /// After this long, a claimed key whose user never appeared belongs to a
+    /// request that died; a retry may take it over.
+    stale_claim: Duration,
 }
 
 impl UserService {
-    pub fn new(store: UserStore, hasher: PasswordHasher) -> Self {
-        Self { store, hasher }
+    pub fn new(
+        store: UserStore,
+        idempotency: IdempotencyStore,
+        hasher: PasswordHasher,
+        stale_claim: Duration,
+    ) -> Self {
+        Self {
+            store,
+            idempotency,
+            hasher,
+            stale_claim,
+        }
     }
 
-    pub async fn create(&self, user: NewUser) -> Result<UserRecord, UserError> {
-        let hash = self.hasher.hash(user.password).await?;
-        Ok(self.store.insert(&user.name, &user.email, &hash).await?)
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    pub async fn create(
+        &self,
+        user: NewUser,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Created, UserError> {
+        match key {
+            None => {
+                let hash = self.hasher.hash(&user.password).await?;
+                let record = UserRecord::new(UserId::generate(), &user.name, &user.email);
+                self.store.insert(&record, &hash).await?;
+                Ok(Created::New(record))
+            }
+            Some(key) => self.create_once(user, key).await,
+        }
+    }
+
+    /// Creates the user at most once per key: the first request claims the
+    /// key (a unique insert) with the user it is about to create; retries
+    /// find the claim and answer with that user.
+    async fn create_once(&self, user: NewUser, key: IdempotencyKey) -> Result<Created, UserError> {
+        // A second round happens only after losing a race for the claim or
+        // taking over an abandoned one.
+        for _ in 0..2 {
+            if let Some(claim) = self.idempotency.find(&key.id).await? {
+                match self.replay(&user, &key, claim).await? {
+                    Some(created) => return Ok(Created::Replayed(created)),
+                    None => continue,
+                }
+            }
+            let hash = self.hasher.hash(&user.password).await?;
+            let record = UserRecord::new(UserId::generate(), &user.name, &user.email);
+            if !self
+                .idempotency
+                .claim(&key.id, &key.fingerprint, &record, &hash)
+                .await?
+            {
+                continue;
+            }
+            return match self.store.insert(&record, &hash).await {
+                Ok(()) => {
+                    // If this fails the user still exists, and a retry finds
+                    // it through the claim; the create itself succeeded.
+                    if let Err(error) = self.idempotency.complete(&key.id).await {
+                        tracing::warn!(error = %error, "could not mark an idempotency key done");
+                    }
+                    Ok(Created::New(record))
+                }
+                Err(error) => {
+                    self.idempotency
+                        .release(&key.id, UserId::from(record.id))
+                        .await?;
+                    Err(error.into())
+                }
+            };
+        }
+        Err(UserError::IdempotencyKeyInProgress)
+    }
+
+    /// The answer to a retry: the original user when the request matches the
+    /// claim, `None` when the claim was abandoned and has been dropped.
+    async fn replay(
+        &self,
+        user: &NewUser,
+        key: &IdempotencyKey,
+        claim: IdempotencyRecord,
+    ) -> Result<Option<UserRecord>, UserError> {
+        let same_password = self
+            .hasher
+            .verify(user.password.secret(), Some(&claim.password_hash))
+            .await?;
+        if claim.fingerprint != key.fingerprint || !same_password {
+            return Err(UserError::IdempotencyKeyReused);
+        }
+        if claim.completed {
+            return Ok(Some(claim.user));
+        }
+        if self.store.get(UserId::from(claim.user.id)).await?.is_some() {
+            self.idempotency.complete(&claim.id).await?;
+            return Ok(Some(claim.user));
+        }
+        let age = DateTime::now().timestamp_millis() - claim.created_at.timestamp_millis();
+        if age > self.stale_claim.as_millis() as i64 {
+            self.idempotency.abandon(&claim).await?;
+            return Ok(None);
+        }
+        Err(UserError::IdempotencyKeyInProgress)
     }
 
     pub async fn get(&self, id: UserId) -> Result<UserRecord, UserError> {
@@ -83,7 +215,7 @@ impl UserService {
         id: UserId,
         changes: ProfileChanges,
     ) -> Result<UserRecord, UserError> {
-        let password_hash = match changes.password {
+        let password_hash = match &changes.password {
             Some(password) => Some(self.hasher.hash(password).await?),
             None => None,
         };
@@ -103,6 +235,46 @@ impl UserService {
             Ok(())
         } else {
             Err(UserError::NotFound(id))
+        }
+    }
+
+    /// The user whose email and password these are. An unknown email costs
+    /// the same bcrypt work as a wrong password, so timing does not tell
+    /// them apart. A hash made at a lower cost than configured is upgraded.
+    pub async fn verify(
+        &self,
+        email: &EmailAddress,
+        attempt: &SecretString,
+    ) -> Result<UserRecord, UserError> {
+        let found = self.store.credentials(email).await?;
+        let matched = self
+            .hasher
+            .verify(attempt, found.as_ref().map(|(_, hash)| hash.as_str()))
+            .await?;
+        let Some((user, hash)) = found.filter(|_| matched) else {
+            return Err(UserError::InvalidCredentials);
+        };
+        if self.hasher.needs_rehash(&hash) {
+            self.upgrade_hash(&user, &hash, attempt).await;
+        }
+        Ok(user)
+    }
+
+    /// Best effort: a failure leaves the old hash, which still verifies.
+    async fn upgrade_hash(&self, user: &UserRecord, old: &str, password: &SecretString) {
+        let upgraded = match self.hasher.hash_secret(password).await {
+            Ok(new) => {
+                self.store
+                    .upgrade_hash(UserId::from(user.id), old, &new)
+                    .await
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "could not rehash a password");
+                return;
+            }
+        };
+        if let Err(error) = upgraded {
+            tracing::warn!(error = %error, "could not store a rehashed password");
         }
     }
 }

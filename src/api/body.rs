@@ -2,7 +2,7 @@
 //! syntax errors, unknown fields (all of them at once), missing fields (all
 //! at once) and wrong types. Values are checked afterwards, by the domain.
 
-use poem::{FromRequest, Request, RequestBody as PoemBody, Result};
+use poem::{error::ReadBodyError, http::header, Request, RequestBody as PoemBody, Result};
 use poem_openapi::{
     impl_apirequest_for_payload,
     payload::{ParsePayload, Payload},
@@ -14,6 +14,9 @@ use serde_json::{Map, Value};
 
 use super::errors::ApiError;
 use crate::domain::{FieldError, ValidationErrors};
+
+/// Largest request body accepted; bigger ones get 413 before any parsing.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// A request body type: its spec schema, how serde reads it, and its fields.
 pub trait RequestBody: Type + DeserializeOwned + Send {
@@ -55,7 +58,22 @@ impl<T: RequestBody> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut PoemBody) -> Result<Self> {
-        let bytes = Vec::<u8>::from_request(request, body).await?;
+        let too_large = ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+            return Err(too_large.into());
+        }
+        // A chunked body declares no length: stop reading at the limit.
+        let bytes = match body.take()?.into_bytes_limit(MAX_BODY_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(ReadBodyError::PayloadTooLarge) => return Err(too_large.into()),
+            Err(other) => return Err(other.into()),
+        };
         Ok(Self(parse::<T>(&bytes)?))
     }
 }

@@ -5,14 +5,16 @@
 use std::{borrow::Cow, error::Error as StdError, fmt, marker::PhantomData};
 
 use poem::{
-    error::{MethodNotAllowedError, NotFoundError, ResponseError},
-    http::{header, Method, StatusCode},
+    error::{MethodNotAllowedError, NotFoundError, ReadBodyError, ResponseError},
+    http::{header, HeaderName, Method, StatusCode},
     IntoResponse, Response,
 };
 use poem_openapi::{
     error::{ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError},
     payload::Json,
-    registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry},
+    registry::{
+        MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+    },
     types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
     ApiResponse, Enum, Object,
 };
@@ -20,6 +22,7 @@ use serde_json::Value;
 
 use crate::{
     domain::{UserId, ValidationErrors},
+    hashing::HashingError,
     service::UserError,
 };
 
@@ -42,6 +45,22 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The path exists but not with this method; see the `Allow` header.
     MethodNotAllowed,
+    /// No API key, or not a valid one, in `Authorization: Bearer <key>`.
+    Unauthorized,
+    /// `POST /user/verify`: the email and password do not match a user.
+    InvalidCredentials,
+    /// The request body is over 16 KiB.
+    PayloadTooLarge,
+    /// The `Idempotency-Key` was already used with a different request.
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still being processed.
+    IdempotencyKeyInProgress,
+    /// Too many requests; retry after `Retry-After` seconds.
+    RateLimited,
+    /// Password hashing is saturated; retry after `Retry-After` seconds.
+    Busy,
+    /// The request took longer than the server's deadline.
+    Timeout,
     /// A request the server could not otherwise classify.
     BadRequest,
     /// An unexpected server error. Details are logged, never returned.
@@ -140,6 +159,22 @@ pub enum ApiError {
     },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("the email and password do not match a user")]
+    InvalidCredentials,
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("Idempotency-Key: this key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("Idempotency-Key: a request with this key is still in progress; retry shortly")]
+    IdempotencyKeyInProgress,
+    #[error("too many requests; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("the server is busy hashing passwords; retry in {retry_after} s")]
+    Busy { retry_after: u64 },
+    #[error("the request did not finish within {seconds} s")]
+    Timeout { seconds: u64 },
     #[error("{1}")]
     OtherClientError(StatusCode, String),
     #[error("internal server error")]
@@ -156,6 +191,14 @@ impl ApiError {
             Self::EmailTaken => ErrorCode::EmailTaken,
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            Self::IdempotencyKeyInProgress => ErrorCode::IdempotencyKeyInProgress,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Busy { .. } => ErrorCode::Busy,
+            Self::Timeout { .. } => ErrorCode::Timeout,
             Self::OtherClientError(..) => ErrorCode::BadRequest,
             Self::Internal(_) => ErrorCode::Internal,
         }
@@ -206,9 +249,14 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::UserNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::IdempotencyKeyInProgress => StatusCode::CONFLICT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } | Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::OtherClientError(status, _) => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -220,12 +268,33 @@ impl ResponseError for ApiError {
         }
         let mut response = Json(self.envelope()).into_response();
         response.set_status(self.status());
-        if let Self::MethodNotAllowed { allow, .. } = self {
-            if let Ok(value) = allow.parse() {
-                response.headers_mut().insert(header::ALLOW, value);
+        for (name, value) in self.headers() {
+            if let Ok(value) = value.parse() {
+                response.headers_mut().insert(name, value);
             }
         }
         response
+    }
+}
+
+impl ApiError {
+    fn headers(&self) -> Vec<(HeaderName, String)> {
+        let retry_after = |seconds: u64| vec![(header::RETRY_AFTER, seconds.max(1).to_string())];
+        match self {
+            Self::MethodNotAllowed { allow, .. } => vec![(header::ALLOW, allow.clone())],
+            Self::Unauthorized | Self::InvalidCredentials => vec![(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"user-api\"".to_owned(),
+            )],
+            Self::RateLimited {
+                retry_after: seconds,
+            }
+            | Self::Busy {
+                retry_after: seconds,
+            } => retry_after(*seconds),
+            Self::Timeout { .. } | Self::IdempotencyKeyInProgress => retry_after(1),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -240,6 +309,10 @@ impl From<UserError> for ApiError {
         match error {
             UserError::NotFound(id) => Self::UserNotFound(id),
             UserError::EmailTaken => Self::EmailTaken,
+            UserError::InvalidCredentials => Self::InvalidCredentials,
+            UserError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            UserError::IdempotencyKeyInProgress => Self::IdempotencyKeyInProgress,
+            UserError::Hashing(HashingError::Busy) => Self::Busy { retry_after: 1 },
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -310,6 +383,11 @@ fn to_api_error(
     if let Some(payload) = error.downcast_ref::<ParseRequestPayloadError>() {
         return ApiError::MalformedJson(payload.reason.clone());
     }
+    if let Some(ReadBodyError::PayloadTooLarge) = error.downcast_ref::<ReadBodyError>() {
+        return ApiError::PayloadTooLarge {
+            limit: super::body::MAX_BODY_BYTES,
+        };
+    }
     let status = error.status();
     if status.is_client_error() {
         ApiError::OtherClientError(status, error.to_string())
@@ -330,11 +408,64 @@ fn describe(status: u16) -> &'static str {
              with `details`), the body is not JSON (`malformed_json`) or the id is not 24 hex \
              digits (`invalid_id`). The message names the field."
         }
+        401 => {
+            "No valid API key in `Authorization: Bearer <key>` (`unauthorized`); for \
+             `POST /user/verify`, also an email and password that do not match \
+             (`invalid_credentials`)."
+        }
         404 => "No user has this id (`not_found`).",
-        409 => "Another user already has this email (`email_taken`).",
+        409 => {
+            "Another user already has this email (`email_taken`), or, for `POST /user`, a request \
+             with the same `Idempotency-Key` is still in progress (`idempotency_key_in_progress`, \
+             with `Retry-After`)."
+        }
+        413 => "The request body is over 16 KiB (`payload_too_large`).",
         415 => "The request body is not `application/json` (`unsupported_media_type`).",
+        422 => {
+            "The `Idempotency-Key` was already used with a different request \
+             (`idempotency_key_reused`)."
+        }
+        429 => "Too many requests from this client, key or for this account (`rate_limited`).",
         500 => "Unexpected server error (`internal`). The cause is logged, never returned.",
+        503 => {
+            "Temporarily unable to answer: password hashing is saturated (`busy`) or the request \
+             ran past the server's deadline (`timeout`)."
+        }
         _ => "Error.",
+    }
+}
+
+/// Headers that come with an error status.
+fn documented_headers(status: u16) -> Vec<MetaHeader> {
+    let header = |name: &str, description: &str, required: bool, schema: MetaSchema| MetaHeader {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        required,
+        deprecated: false,
+        schema: MetaSchemaRef::Inline(Box::new(schema)),
+    };
+    let retry_after = |required| {
+        header(
+            "Retry-After",
+            "Seconds to wait before retrying.",
+            required,
+            MetaSchema {
+                format: Some("int32"),
+                minimum: Some(1.0),
+                ..MetaSchema::new("integer")
+            },
+        )
+    };
+    match status {
+        401 => vec![header(
+            "WWW-Authenticate",
+            "The scheme to authenticate with: `Bearer`.",
+            true,
+            MetaSchema::new("string"),
+        )],
+        409 => vec![retry_after(false)],
+        429 | 503 => vec![retry_after(true)],
+        _ => Vec::new(),
     }
 }
 
@@ -379,7 +510,7 @@ impl<S: ErrorStatuses> ApiResponse for Failure<S> {
                         content_type: "application/json; charset=utf-8",
                         schema: ErrorEnvelope::schema_ref(),
                     }],
-                    headers: Vec::new(),
+                    headers: documented_headers(status),
                 })
                 .collect(),
         }

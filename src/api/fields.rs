@@ -178,3 +178,50 @@ impl FieldRules for UserIdRules {
         }
     }
 }
+
+pub enum AttemptRules {}
+
+impl FieldRules for AttemptRules {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            format: Some("password"),
+            ..string_schema(
+                "The password to check. It is compared, not validated: a password that breaks \
+                 today's policy simply does not match.",
+                "Password@123",
+            )
+        }
+    }
+}
+
+/// An `Idempotency-Key`: 1 to 255 visible ASCII characters.
+pub enum IdempotencyKeyRules {}
+
+impl IdempotencyKeyRules {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<&str, String> {
+        let visible = |b: u8| (0x21..=0x7e).contains(&b);
+        if raw.is_empty() || raw.len() > Self::MAX_CHARS || !raw.bytes().all(visible) {
+            return Err(format!(
+                "must be 1 to {} visible ASCII characters, such as a UUID",
+                Self::MAX_CHARS
+            ));
+        }
+        Ok(raw)
+    }
+}
+
+impl FieldRules for IdempotencyKeyRules {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            min_length: Some(1),
+            max_length: Some(Self::MAX_CHARS),
+            pattern: Some(r"^[\x21-\x7E]+$".to_owned()),
+            ..string_schema(
+                "1 to 255 visible ASCII characters.",
+                "5f1c0d1e-8a4b-4c6e-9f7d-2b3a4c5d6e7f",
+            )
+        }
+    }
+}

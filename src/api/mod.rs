@@ -1,24 +1,41 @@
 //! The HTTP API: handlers, wire types, the spec and the error envelope.
 
+mod auth;
 mod body;
+mod edge;
 mod errors;
 mod fields;
 mod health;
+mod limits;
 mod paging;
 mod spec;
 mod users;
 mod views;
 
+use std::{sync::Arc, time::Duration};
+
 use poem::{
-    http::Method, middleware::CatchPanic, Endpoint, EndpointExt, IntoResponse, Request, Response,
-    Route,
+    http::{HeaderValue, Method},
+    middleware::CatchPanic,
+    Endpoint, EndpointExt, Response, Route,
 };
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
+pub use auth::Authenticator;
 pub use errors::{ApiError, ErrorCode};
+pub use limits::RateLimits;
 pub use spec::ApiSpec;
 
 use crate::service::UserService;
+
+/// Everything the HTTP layer needs, built once at startup.
+pub struct AppState {
+    pub users: UserService,
+    pub authenticator: Authenticator,
+    pub limits: Arc<RateLimits>,
+    pub request_timeout: Duration,
+    pub cors_origins: Vec<HeaderValue>,
+}
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -40,34 +57,31 @@ fn openapi_service() -> OpenApiService<Apis, ()> {
 }
 
 /// The whole HTTP application: the API, its spec, Swagger UI at `/docs`, and
-/// the error envelope around all of it.
-pub fn app(users: UserService) -> impl Endpoint<Output = Response> {
+/// around all of it the limits, the deadline, the error envelope, CORS and
+/// security headers.
+pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let spec = ApiSpec::new(&service);
-    let allowed = AllowedMethods::from_spec::<Apis>();
-    Route::new()
+    let edge = Arc::new(edge::Edge {
+        allowed: AllowedMethods::from_spec::<Apis>(),
+        limits: state.limits.clone(),
+        authenticator: state.authenticator.clone(),
+        deadline: state.request_timeout,
+    });
+    let routes = Route::new()
         .at("/openapi.json", spec.json_endpoint())
         .at("/openapi.yaml", spec.yaml_endpoint())
         .at("/docs", spec.swagger_ui_endpoint())
         .nest("/", service)
-        .data(users)
-        .around(move |endpoint, request: Request| {
-            let allowed = allowed.clone();
-            async move {
-                let method = request.method().clone();
-                let path = request.uri().path().to_owned();
-                Ok(match endpoint.call(request).await {
-                    Ok(response) => response.into_response(),
-                    Err(error) => {
-                        errors::render(error, &method, &path, allowed.allow_header(&path))
-                    }
-                })
-            }
-        })
+        .data(state.users)
+        .data(state.authenticator)
+        .data(state.limits)
         .with(CatchPanic::new().with_handler(|_| {
             let error = ApiError::Internal("a request handler panicked".into());
             poem::error::ResponseError::as_response(&error)
         }))
+        .around(move |endpoint, request| edge.clone().handle(endpoint, request));
+    edge::finish(routes, state.cors_origins)
 }
 
 /// The spec as YAML, exactly as `user-api openapi` prints it.
@@ -106,14 +120,22 @@ impl AllowedMethods {
         Self(std::sync::Arc::new(routes))
     }
 
+    /// The methods of the template that matches `path`, preferring literal
+    /// segments over parameters, as the router does (`/user/verify` before
+    /// `/user/{id}`).
     fn allow_header(&self, path: &str) -> Option<String> {
         let segments: Vec<&str> = path.split('/').collect();
-        self.0.iter().find_map(|(template, allow)| {
-            let matches = template.len() == segments.len()
-                && template.iter().zip(&segments).all(|(expected, actual)| {
-                    expected.starts_with(':') || expected.starts_with('{') || expected == actual
-                });
-            matches.then(|| allow.clone())
-        })
+        let is_param = |segment: &String| segment.starts_with(':') || segment.starts_with('{');
+        self.0
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(expected, actual)| is_param(expected) || expected == actual)
+            })
+            .min_by_key(|(template, _)| template.iter().filter(|segment| is_param(segment)).count())
+            .map(|(_, allow)| allow.clone())
     }
 }

@@ -1,24 +1,33 @@
 //! `/user`: create, list, read, replace, patch and delete users.
 
+use std::sync::Arc;
+
 use poem::{web::Data, Request};
 use poem_openapi::{
-    param::{Path, Query},
+    param::{Header, Path, Query},
     payload::Json,
     ApiResponse, Object, OpenApi,
 };
+use secrecy::SecretString;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::{
+    auth::{ApiKey, Caller},
     body::{JsonBody, RequestBody},
-    errors::{ErrorStatuses, Failure},
-    fields::{present, EmailRules, NameRules, PasswordRules, Raw, UserIdRules},
+    errors::{ApiError, ErrorStatuses, Failure},
+    fields::{
+        present, AttemptRules, EmailRules, IdempotencyKeyRules, NameRules, PasswordRules, Raw,
+        UserIdRules,
+    },
+    limits::RateLimits,
     paging::{decode_cursor, encode_cursor, next_page_url, parse_limit, CursorRules, LimitRules},
     views::{PageInfo, UserEnvelope, UserListEnvelope},
     ApiTags,
 };
 use crate::{
     domain::{EmailAddress, NewUser, Password, ProfileChanges, UserId, UserName, ValidationErrors},
-    service::UserService,
+    service::{Created, IdempotencyKey, UserService},
 };
 
 /// A new user.
@@ -105,35 +114,94 @@ fn parse_changes(
     }
 }
 
-fn parse_id(raw: &Raw<UserIdRules>) -> Result<UserId, super::errors::ApiError> {
-    UserId::parse(raw.as_str()).map_err(super::errors::ApiError::InvalidId)
+/// Credentials to check.
+#[derive(Object, Deserialize)]
+pub struct VerifyRequest {
+    email: Raw<EmailRules>,
+    #[oai(write_only)]
+    password: Raw<AttemptRules>,
+}
+
+impl RequestBody for VerifyRequest {
+    const FIELDS: &'static [(&'static str, bool)] = &[("email", true), ("password", true)];
+}
+
+fn parse_id(raw: &Raw<UserIdRules>) -> Result<UserId, ApiError> {
+    UserId::parse(raw.as_str()).map_err(ApiError::InvalidId)
+}
+
+/// The caller-scoped id of an `Idempotency-Key`, and a fingerprint of the
+/// request's normalized fields. The password is not in the fingerprint (a
+/// fast digest of it would be easy to brute-force); retries are matched on
+/// it with bcrypt instead.
+fn scoped_idempotency_key(
+    caller: Caller,
+    raw: &str,
+    user: &NewUser,
+) -> Result<IdempotencyKey, ApiError> {
+    let key = IdempotencyKeyRules::parse(raw)
+        .map_err(|message| ValidationErrors::single("Idempotency-Key", message))?;
+    let digest = |parts: &[&str]| {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    };
+    Ok(IdempotencyKey {
+        id: digest(&[&caller.scope(), key]),
+        fingerprint: digest(&[user.name.as_str(), user.email.as_str()]),
+    })
 }
 
 pub enum CreateErrors {}
 impl ErrorStatuses for CreateErrors {
-    const STATUSES: &'static [u16] = &[400, 409, 415, 500];
+    const STATUSES: &'static [u16] = &[400, 401, 409, 413, 415, 422, 429, 500, 503];
 }
 
 pub enum ListErrors {}
 impl ErrorStatuses for ListErrors {
-    const STATUSES: &'static [u16] = &[400, 500];
+    const STATUSES: &'static [u16] = &[400, 401, 500, 503];
 }
 
 pub enum ReadErrors {}
 impl ErrorStatuses for ReadErrors {
-    const STATUSES: &'static [u16] = &[400, 404, 500];
+    const STATUSES: &'static [u16] = &[400, 401, 404, 500, 503];
 }
 
 pub enum WriteErrors {}
 impl ErrorStatuses for WriteErrors {
-    const STATUSES: &'static [u16] = &[400, 404, 409, 415, 500];
+    const STATUSES: &'static [u16] = &[400, 401, 404, 409, 413, 415, 429, 500, 503];
+}
+
+pub enum DeleteErrors {}
+impl ErrorStatuses for DeleteErrors {
+    const STATUSES: &'static [u16] = &[400, 401, 404, 429, 500, 503];
+}
+
+pub enum VerifyErrors {}
+impl ErrorStatuses for VerifyErrors {
+    const STATUSES: &'static [u16] = &[400, 401, 413, 415, 429, 500, 503];
 }
 
 #[derive(ApiResponse)]
-pub enum Created {
-    /// The user was created. `Location` is its URL.
+pub enum CreatedUser {
+    /// The user was created, or this is a retry of the request that created
+    /// it (same `Idempotency-Key` and body). `Location` is its URL.
     #[oai(status = 201)]
-    Created(Json<UserEnvelope>, #[oai(header = "Location")] String),
+    Created(
+        Json<UserEnvelope>,
+        #[oai(header = "Location")] String,
+        /// `true` when this answer replays an earlier request with the same
+        /// `Idempotency-Key`; absent otherwise.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<bool>,
+    ),
 }
 
 #[derive(ApiResponse)]
@@ -155,6 +223,13 @@ pub enum Found {
 }
 
 #[derive(ApiResponse)]
+pub enum Verified {
+    /// The email and password match this user.
+    #[oai(status = 200)]
+    Ok(Json<UserEnvelope>),
+}
+
+#[derive(ApiResponse)]
 pub enum Deleted {
     /// The user was deleted. No body.
     #[oai(status = 204)]
@@ -162,6 +237,7 @@ pub enum Deleted {
 }
 
 const LIST_PARAMETERS: [&str; 3] = ["limit", "after", "email"];
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 pub struct UserApi;
 
@@ -171,19 +247,74 @@ impl UserApi {
     ///
     /// Validates the fields, hashes the password with bcrypt and stores the
     /// user. Emails are unique regardless of case: a second user with the same
-    /// address gets 409.
+    /// address gets 409. Send an `Idempotency-Key` to make retries safe.
     #[oai(path = "/user", method = "post", operation_id = "createUser")]
     async fn create(
         &self,
+        auth: ApiKey,
         users: Data<&UserService>,
+        request: &Request,
+        /// A unique key per logical create, such as a UUID. A retry with the
+        /// same key and body within 24 hours returns the first response (with
+        /// `Idempotent-Replayed: true`) instead of creating another user; the
+        /// same key with a different body is refused with 422.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<Raw<IdempotencyKeyRules>>>,
         body: JsonBody<CreateUserRequest>,
-    ) -> Result<Created, Failure<CreateErrors>> {
-        let user = users.create(body.0.into_domain()?).await?;
+    ) -> Result<CreatedUser, Failure<CreateErrors>> {
+        let user = body.0.into_domain()?;
+        // The extractor skips a header value that is not visible ASCII; such
+        // a key is refused, not ignored.
+        let raw_key = match (
+            &idempotency_key.0,
+            request.headers().contains_key(IDEMPOTENCY_KEY),
+        ) {
+            (Some(raw), _) => Some(raw.as_str()),
+            (None, true) => Some(""),
+            (None, false) => None,
+        };
+        let key = match raw_key {
+            Some(raw) => Some(scoped_idempotency_key(auth.0, raw, &user)?),
+            None => None,
+        };
+        let (user, replayed) = match users.create(user, key).await? {
+            Created::New(user) => (user, None),
+            Created::Replayed(user) => (user, Some(true)),
+        };
         let location = format!("/user/{}", user.id.to_hex());
-        Ok(Created::Created(
+        Ok(CreatedUser::Created(
             Json(UserEnvelope::new(user, "User created.", 201)),
             location,
+            replayed,
         ))
+    }
+
+    /// Verify a user's credentials
+    ///
+    /// Answers 200 with the user when the email and password match, and the
+    /// same 401 (`invalid_credentials`) for a wrong password and an unknown
+    /// email: neither the answer nor its timing tells them apart. Attempts
+    /// are limited per client and per target email. A password stored at a
+    /// lower bcrypt cost than configured is rehashed on success.
+    #[oai(path = "/user/verify", method = "post", operation_id = "verifyUser")]
+    async fn verify(
+        &self,
+        _auth: ApiKey,
+        users: Data<&UserService>,
+        limits: Data<&Arc<RateLimits>>,
+        body: JsonBody<VerifyRequest>,
+    ) -> Result<Verified, Failure<VerifyErrors>> {
+        let body = body.0;
+        let email = EmailAddress::parse(body.email.as_str())
+            .map_err(|message| ValidationErrors::single("email", message))?;
+        limits.charge_verify_email(&email)?;
+        let attempt = SecretString::from(body.password.into_string());
+        let user = users.verify(&email, &attempt).await?;
+        Ok(Verified::Ok(Json(UserEnvelope::new(
+            user,
+            "Credentials verified.",
+            200,
+        ))))
     }
 
     /// List users
@@ -194,6 +325,7 @@ impl UserApi {
     #[oai(path = "/user", method = "get", operation_id = "listUsers")]
     async fn list(
         &self,
+        _auth: ApiKey,
         users: Data<&UserService>,
         request: &Request,
         /// Page size, 1 to 200.
@@ -242,6 +374,7 @@ impl UserApi {
     #[oai(path = "/user/:id", method = "get", operation_id = "getUser")]
     async fn get(
         &self,
+        _auth: ApiKey,
         users: Data<&UserService>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
@@ -257,6 +390,7 @@ impl UserApi {
     #[oai(path = "/user/:id", method = "put", operation_id = "replaceUser")]
     async fn replace(
         &self,
+        _auth: ApiKey,
         users: Data<&UserService>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
@@ -279,6 +413,7 @@ impl UserApi {
     #[oai(path = "/user/:id", method = "patch", operation_id = "patchUser")]
     async fn patch(
         &self,
+        _auth: ApiKey,
         users: Data<&UserService>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
@@ -299,10 +434,11 @@ impl UserApi {
     #[oai(path = "/user/:id", method = "delete", operation_id = "deleteUser")]
     async fn delete(
         &self,
+        _auth: ApiKey,
         users: Data<&UserService>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
-    ) -> Result<Deleted, Failure<ReadErrors>> {
+    ) -> Result<Deleted, Failure<DeleteErrors>> {
         users.delete(parse_id(&id)?).await?;
         Ok(Deleted::NoContent)
     }
@@ -349,5 +485,6 @@ mod tests {
         assert_fields_match_schema::<CreateUserRequest>();
         assert_fields_match_schema::<ReplaceUserRequest>();
         assert_fields_match_schema::<PatchUserRequest>();
+        assert_fields_match_schema::<VerifyRequest>();
     }
 }

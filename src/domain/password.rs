@@ -72,8 +72,8 @@ impl Password {
         &PATTERN
     }
 
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
+    pub fn secret(&self) -> &SecretString {
+        &self.0
     }
 }
 

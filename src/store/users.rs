@@ -21,21 +21,48 @@ pub enum StoreError {
     Database(#[from] mongodb::error::Error),
 }
 
-/// A user as stored, hash included. Only ever written, never read back.
-#[derive(Serialize)]
-struct UserDocument<'a> {
+/// A user as stored, hash included. Only ever written whole; reads project
+/// the hash away, except the one that checks credentials.
+/// (Fields are spelled out: bson's dates and ids do not survive
+/// `#[serde(flatten)]`.)
+#[derive(Serialize, Deserialize)]
+struct UserDocument {
     #[serde(rename = "_id")]
     id: ObjectId,
-    name: &'a str,
-    email: &'a str,
-    password_hash: &'a str,
+    name: String,
+    email: String,
+    password_hash: String,
     created_at: DateTime,
     updated_at: DateTime,
 }
 
+impl UserDocument {
+    fn new(user: &UserRecord, password_hash: &PasswordHash) -> Self {
+        Self {
+            id: user.id,
+            name: user.name.clone(),
+            email: user.email.clone(),
+            password_hash: password_hash.as_str().to_owned(),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+
+    fn split(self) -> (UserRecord, String) {
+        let user = UserRecord {
+            id: self.id,
+            name: self.name,
+            email: self.email,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        };
+        (user, self.password_hash)
+    }
+}
+
 /// A user as read: every read projects the password hash away, so it never
 /// leaves the database on a read path.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
     #[serde(rename = "_id")]
     pub id: ObjectId,
@@ -43,6 +70,20 @@ pub struct UserRecord {
     pub email: String,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+}
+
+impl UserRecord {
+    /// A user about to be created now.
+    pub fn new(id: UserId, name: &UserName, email: &EmailAddress) -> Self {
+        let now = DateTime::now();
+        Self {
+            id: id.object_id(),
+            name: name.as_str().to_owned(),
+            email: email.as_str().to_owned(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// Fields to change; `None` leaves a field as it is.
@@ -92,35 +133,53 @@ impl UserStore {
         Ok(())
     }
 
-    /// Inserts a user and returns it as stored, without reading it back. The
-    /// unique email index, not a prior lookup, decides who wins a race.
+    /// Inserts `user` exactly as given, so the caller already holds what was
+    /// stored and nothing is read back. The unique email index, not a prior
+    /// lookup, decides who wins a race.
     pub async fn insert(
         &self,
-        name: &UserName,
-        email: &EmailAddress,
+        user: &UserRecord,
         password_hash: &PasswordHash,
-    ) -> Result<UserRecord, StoreError> {
-        let now = DateTime::now();
-        let document = UserDocument {
-            id: UserId::generate().object_id(),
-            name: name.as_str(),
-            email: email.as_str(),
-            password_hash: password_hash.as_str(),
-            created_at: now,
-            updated_at: now,
-        };
+    ) -> Result<(), StoreError> {
+        let document = UserDocument::new(user, password_hash);
         self.users
             .clone_with_type::<UserDocument>()
             .insert_one(&document)
             .await
             .map_err(classify)?;
-        Ok(UserRecord {
-            id: document.id,
-            name: document.name.to_owned(),
-            email: document.email.to_owned(),
-            created_at: now,
-            updated_at: now,
-        })
+        Ok(())
+    }
+
+    /// The user with this email and their password hash: the one read that
+    /// fetches a hash, for checking credentials.
+    pub async fn credentials(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<(UserRecord, String)>, StoreError> {
+        let document = self
+            .users
+            .clone_with_type::<UserDocument>()
+            .find_one(doc! { "email": email.as_str() })
+            .await?;
+        Ok(document.map(UserDocument::split))
+    }
+
+    /// Swaps in a stronger hash of the same password, unless the password
+    /// changed since `old` was read. Not a profile change: `updated_at` stays.
+    pub async fn upgrade_hash(
+        &self,
+        id: UserId,
+        old: &str,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .users
+            .update_one(
+                doc! { "_id": id.object_id(), "password_hash": old },
+                doc! { "$set": { "password_hash": new.as_str() } },
+            )
+            .await?;
+        Ok(result.modified_count == 1)
     }
 
     pub async fn get(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
@@ -196,14 +255,18 @@ impl UserStore {
 
 /// Maps a duplicate key on the only unique index, email, to its own error.
 fn classify(error: mongodb::error::Error) -> StoreError {
+    if is_duplicate_key(&error) {
+        StoreError::EmailTaken
+    } else {
+        StoreError::Database(error)
+    }
+}
+
+pub(super) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     let code = match error.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(write)) => Some(write.code),
         ErrorKind::Command(command) => Some(command.code),
         _ => None,
     };
-    if code == Some(DUPLICATE_KEY) {
-        StoreError::EmailTaken
-    } else {
-        StoreError::Database(error)
-    }
+    code == Some(DUPLICATE_KEY)
 }

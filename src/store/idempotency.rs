@@ -1,0 +1,127 @@
+//! Idempotency keys for `POST /user`, kept in MongoDB so they survive
+//! restarts and hold across replicas. A TTL index removes them after 24 h.
+
+use std::time::Duration;
+
+use mongodb::{
+    bson::{doc, DateTime},
+    options::IndexOptions,
+    Collection, Database, IndexModel,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{users::is_duplicate_key, StoreError, UserRecord};
+use crate::domain::{PasswordHash, UserId};
+
+const COLLECTION: &str = "idempotency_keys";
+pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What the first request with a key claimed: the user it was creating,
+/// and how to recognise a retry of that same request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// A digest of the caller and the key; never the key itself.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// A digest of the request's fields other than the password.
+    pub fingerprint: String,
+    /// bcrypt hash of the request's password, to recognise it in a retry
+    /// without keeping anything weaker than the user's own hash.
+    pub password_hash: String,
+    /// The user as created: the body a replay answers with.
+    pub user: UserRecord,
+    /// Whether the user is known to be stored.
+    pub completed: bool,
+    pub created_at: DateTime,
+}
+
+#[derive(Clone)]
+pub struct IdempotencyStore {
+    records: Collection<IdempotencyRecord>,
+}
+
+impl IdempotencyStore {
+    pub fn new(database: &Database) -> Self {
+        Self {
+            records: database.collection(COLLECTION),
+        }
+    }
+
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let expiry = IndexModel::builder()
+            .keys(doc! { "created_at": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("expire_after_24h".to_owned())
+                    .expire_after(KEY_LIFETIME)
+                    .build(),
+            )
+            .build();
+        self.records.create_index(expiry).await?;
+        Ok(())
+    }
+
+    /// The live record for `id`. Expired records count as absent even
+    /// before the TTL monitor (which runs about once a minute) removes them.
+    pub async fn find(&self, id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let oldest = DateTime::from_millis(
+            DateTime::now().timestamp_millis() - KEY_LIFETIME.as_millis() as i64,
+        );
+        Ok(self
+            .records
+            .find_one(doc! { "_id": id, "created_at": { "$gt": oldest } })
+            .await?)
+    }
+
+    /// Claims the key for `record`; `false` when another request holds it.
+    pub async fn claim(
+        &self,
+        id: &str,
+        fingerprint: &str,
+        user: &UserRecord,
+        password_hash: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        let record = IdempotencyRecord {
+            id: id.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            password_hash: password_hash.as_str().to_owned(),
+            user: user.clone(),
+            completed: false,
+            created_at: DateTime::now(),
+        };
+        match self.records.insert_one(&record).await {
+            Ok(_) => Ok(true),
+            Err(error) if is_duplicate_key(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn complete(&self, id: &str) -> Result<(), StoreError> {
+        self.records
+            .update_one(doc! { "_id": id }, doc! { "$set": { "completed": true } })
+            .await?;
+        Ok(())
+    }
+
+    /// Gives the key back after the create it guarded failed, so a retry can
+    /// try again.
+    pub async fn release(&self, id: &str, user: UserId) -> Result<(), StoreError> {
+        self.records
+            .delete_one(doc! { "_id": id, "user._id": user.object_id(), "completed": false })
+            .await?;
+        Ok(())
+    }
+
+    /// Drops a claim whose request died before creating its user, unless
+    /// someone else already replaced it.
+    pub async fn abandon(&self, stale: &IdempotencyRecord) -> Result<(), StoreError> {
+        self.records
+            .delete_one(doc! {
+                "_id": &stale.id,
+                "user._id": stale.user.id,
+                "completed": false,
+            })
+            .await?;
+        Ok(())
+    }
+}
