@@ -8,19 +8,38 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mongodb::bson::oid::ObjectId;
 use serde_json::json;
 
-use crate::helpers::mongo_uri;
+use crate::helpers::{fresh_database, mongo_uri, API_KEY};
+
+const SETTINGS: [&str; 16] = [
+    "MONGO_URI",
+    "HOST",
+    "PORT",
+    "BCRYPT_COST",
+    "RUST_LOG",
+    "API_KEYS",
+    "AUTH_DISABLED",
+    "TRUSTED_PROXIES",
+    "CORS_ORIGINS",
+    "RATE_LIMIT_WRITES",
+    "RATE_LIMIT_VERIFY",
+    "RATE_LIMIT_VERIFY_PER_EMAIL",
+    "HASH_CONCURRENCY",
+    "HASH_QUEUE_MAX",
+    "HASH_QUEUE_WAIT_MS",
+    "REQUEST_TIMEOUT_MS",
+];
 
 /// The binary, run from an empty directory so no `.env` applies, with none of
-/// the configuration variables inherited.
+/// the configuration variables inherited, and an API key.
 fn user_api() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_user-api"));
     command.current_dir(std::env::temp_dir());
-    for var in ["MONGO_URI", "HOST", "PORT", "BCRYPT_COST", "RUST_LOG"] {
+    for var in SETTINGS {
         command.env_remove(var);
     }
+    command.env("API_KEYS", API_KEY);
     command
 }
 
@@ -77,6 +96,18 @@ fn invalid_configuration_exits_with_a_one_line_reason() {
         ("HOST", "not an ip", "host"),
         ("MONGO_URI", "postgres://localhost/users", "MONGO_URI"),
         ("RUST_LOG", "user_api=loud", "RUST_LOG"),
+        ("API_KEYS", "too-short", "at least 32"),
+        (
+            "API_KEYS",
+            "has spaces in it 0123456789abcdefghijklmnop",
+            "API_KEYS",
+        ),
+        ("AUTH_DISABLED", "maybe", "auth-disabled"),
+        ("TRUSTED_PROXIES", "10.0.0.0/99", "trusted-proxies"),
+        ("CORS_ORIGINS", "admin.example.com", "CORS_ORIGINS"),
+        ("RATE_LIMIT_WRITES", "-1", "rate-limit-writes"),
+        ("HASH_CONCURRENCY", "0", "hash-concurrency"),
+        ("REQUEST_TIMEOUT_MS", "0", "request-timeout-ms"),
     ] {
         let output = run(user_api().env(var, value));
         assert!(!output.status.success(), "{var}={value} was accepted");
@@ -88,6 +119,20 @@ fn invalid_configuration_exits_with_a_one_line_reason() {
         );
         assert!(stderr.contains(mentions), "{var}={value}: {stderr}");
     }
+}
+
+#[test]
+fn without_api_keys_the_service_refuses_to_start() {
+    let output = run(user_api().env_remove("API_KEYS"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("API_KEYS is not set"), "{stderr}");
+    assert!(stderr.contains("AUTH_DISABLED=true"), "{stderr}");
+
+    let both = run(user_api().env("AUTH_DISABLED", "true"));
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
 }
 
 #[test]
@@ -118,30 +163,82 @@ impl Drop for Server {
     }
 }
 
-/// Neither the password nor its hash reaches the log, even at `trace`.
-#[tokio::test]
-async fn secrets_never_reach_the_logs() {
-    let port = free_port();
-    let database = format!("test_{}", ObjectId::new().to_hex());
-    let mut server = Server(
-        user_api()
-            .env("MONGO_URI", format!("{}/{database}", mongo_uri()))
+impl Server {
+    /// Starts the binary on a fresh database with `RUST_LOG=trace` and waits
+    /// until it answers.
+    async fn start(adjust: impl FnOnce(&mut Command)) -> (Self, String) {
+        let port = free_port();
+        let mut command = user_api();
+        command
+            .env("MONGO_URI", format!("{}/{}", mongo_uri(), fresh_database()))
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
             .env("BCRYPT_COST", "4")
             .env("RUST_LOG", "trace")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.get(format!("{base}/ping")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+            .stderr(Stdio::piped());
+        adjust(&mut command);
+        let server = Self(command.spawn().expect("the binary starts"));
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("{base}/ping")).await.is_err() {
+            assert!(Instant::now() < deadline, "the server did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (server, base)
     }
+
+    /// Stops the server and returns everything it wrote.
+    fn logs(mut self) -> String {
+        self.0.kill().unwrap();
+        let mut logs = String::new();
+        self.0
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
+        self.0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
+        logs
+    }
+}
+
+#[tokio::test]
+async fn auth_disabled_opens_user_and_says_so() {
+    let (server, base) = Server::start(|command| {
+        command.env_remove("API_KEYS").env("AUTH_DISABLED", "true");
+    })
+    .await;
+    let listed = reqwest::get(format!("{base}/user")).await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let logs = server.logs();
+    assert!(
+        logs.contains("WARN") && logs.contains("AUTH_DISABLED=true"),
+        "expected a warning:\n{logs}"
+    );
+}
+
+/// Neither a password, its hash nor an API key reaches the log, even at
+/// `trace`.
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let (server, base) = Server::start(|_| {}).await;
+    let client = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {API_KEY}").parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
 
     let created: serde_json::Value = client
         .post(format!("{base}/user"))
@@ -168,24 +265,31 @@ async fn secrets_never_reach_the_logs() {
         .unwrap();
     assert_eq!(refused.status(), 409);
 
-    server.0.kill().unwrap();
-    let mut logs = String::new();
-    server
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
+    for password in ["Secret#Horse2", "Secret#Horse9"] {
+        client
+            .post(format!("{base}/user/verify"))
+            .json(&json!({ "email": "ada@example.com", "password": password }))
+            .send()
+            .await
+            .unwrap();
+    }
+    let wrong_key = reqwest::Client::new()
+        .get(format!("{base}/user"))
+        .bearer_auth("a-wrong-key-that-must-not-be-logged-either")
+        .send()
+        .await
         .unwrap();
-    server
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    assert_eq!(wrong_key.status(), 401);
+
+    let logs = server.logs();
     assert!(logs.contains("listening"), "expected some logs:\n{logs}");
-    for secret in ["Secret#Horse", "$2b$", "password_hash"] {
+    for secret in [
+        "Secret#Horse",
+        "$2b$",
+        "password_hash",
+        API_KEY,
+        "a-wrong-key",
+    ] {
         assert!(
             !logs.contains(secret),
             "the log contains `{secret}`:\n{logs}"

@@ -1,14 +1,22 @@
-use std::{collections::HashMap, net::Ipv4Addr, sync::LazyLock};
+use std::{collections::HashMap, net::Ipv4Addr, sync::LazyLock, time::Duration};
 
 use mongodb::{
     bson::{doc, oid::ObjectId, Document},
     Client, Database,
 };
-use reqwest::{header::HeaderMap, Method, RequestBuilder, StatusCode};
+use reqwest::{
+    header::{HeaderMap, HeaderValue, AUTHORIZATION},
+    Method, RequestBuilder, StatusCode,
+};
 use serde_json::{json, Value};
-use user_api::{config::Config, startup::Application};
+use user_api::{
+    config::{Config, LimitsConfig, SecurityConfig},
+    startup::Application,
+};
 
 pub const PASSWORD: &str = "Password@123";
+pub const API_KEY: &str = "test-api-key-0123456789abcdefghijklmnop";
+pub const OTHER_API_KEY: &str = "other-api-key-0123456789abcdefghijklmno";
 
 /// Where the suite's database listens; `./scripts/test` sets it.
 pub fn mongo_uri() -> String {
@@ -22,8 +30,43 @@ pub fn mongo_uri() -> String {
 
 pub struct TestApp {
     pub base: String,
+    /// Sends `Authorization: Bearer API_KEY` with every request.
     pub client: reqwest::Client,
+    /// Sends no credentials.
+    pub anonymous: reqwest::Client,
     pub db: Database,
+}
+
+/// The configuration tests start from: two API keys, bcrypt at its cheapest,
+/// and the production limits.
+pub fn test_config(database: &str) -> Config {
+    Config {
+        mongo_uri: format!("{}/{database}", mongo_uri()),
+        host: Ipv4Addr::LOCALHOST.into(),
+        port: 0,
+        bcrypt_cost: 4,
+        log_filter: "warn".into(),
+        security: SecurityConfig {
+            api_keys: vec![API_KEY.into(), OTHER_API_KEY.into()],
+            auth_disabled: false,
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+        },
+        limits: LimitsConfig {
+            rate_limit_writes: 600,
+            rate_limit_verify: 60,
+            rate_limit_verify_per_email: 10,
+            rate_limit_window: Duration::from_secs(60),
+            hash_concurrency: None,
+            hash_queue_max: 1024,
+            hash_queue_wait_ms: 10_000,
+            request_timeout_ms: 15_000,
+        },
+    }
+}
+
+pub fn fresh_database() -> String {
+    format!("test_{}", ObjectId::new().to_hex())
 }
 
 /// A response, already checked against the rules every response obeys.
@@ -89,27 +132,37 @@ impl Reply {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let base_uri = mongo_uri();
-        let database = format!("test_{}", ObjectId::new().to_hex());
-        let config = Config {
-            mongo_uri: format!("{base_uri}/{database}"),
-            host: Ipv4Addr::LOCALHOST.into(),
-            port: 0,
-            bcrypt_cost: 4,
-            log_filter: "warn".into(),
-        };
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// An app on a fresh database, with the test configuration adjusted.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_on(&fresh_database(), adjust).await
+    }
+
+    /// An app on `database`, which another app may be using too.
+    pub async fn spawn_on(database: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(database);
+        adjust(&mut config);
         let app = Application::build(&config)
             .await
             .expect("the app starts against the test database");
         let port = app.port();
         tokio::spawn(app.run_until(std::future::pending()));
-        let client = Client::with_uri_str(&base_uri)
+        let mongo = Client::with_uri_str(mongo_uri())
             .await
             .expect("the test database is reachable");
+        let mut headers = HeaderMap::new();
+        let bearer = HeaderValue::from_str(&format!("Bearer {API_KEY}")).unwrap();
+        headers.insert(AUTHORIZATION, bearer);
         Self {
             base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-            db: client.database(&database),
+            client: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            anonymous: reqwest::Client::new(),
+            db: mongo.database(database),
         }
     }
 
@@ -121,11 +174,17 @@ impl TestApp {
         self.client.request(method, self.url(path))
     }
 
+    /// A request without credentials.
+    pub fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
+        self.anonymous.request(method, self.url(path))
+    }
+
     pub async fn send(&self, builder: RequestBuilder) -> Reply {
-        let request = builder.build().expect("a valid request");
+        let (client, request) = builder.build_split();
+        let request = request.expect("a valid request");
         let method = request.method().clone();
         let path = request.url().path().to_owned();
-        let response = self.client.execute(request).await.expect("the app answers");
+        let response = client.execute(request).await.expect("the app answers");
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("a readable body");
@@ -201,14 +260,22 @@ impl TestApp {
 /// What every response must satisfy: the envelope, a documented status, and
 /// no trace of a password or its hash.
 fn check_invariants(method: &Method, path: &str, reply: &Reply) {
-    for secret in [
+    // The spec and Swagger UI describe the password field; nothing else may.
+    let documentation = ["/docs", "/openapi.json", "/openapi.yaml"].contains(&path);
+    let secrets = [
         "$2b$",
         "$2a$",
         "$2y$",
         "\"password_hash\":",
         "\"password\":",
         "Password@",
-    ] {
+        API_KEY,
+        OTHER_API_KEY,
+    ];
+    if documentation {
+        return;
+    }
+    for secret in secrets {
         assert!(
             !reply.text.contains(secret),
             "{method} {path} leaked `{secret}`: {}",
@@ -267,6 +334,7 @@ fn documented_statuses(method: &Method, path: &str) -> Option<Vec<u16>> {
     });
     let segments: Vec<&str> = path.split('/').collect();
     let template = match segments.as_slice() {
+        ["", "user", "verify"] => path.to_owned(),
         ["", "user", id] if !id.is_empty() => "/user/{id}".to_owned(),
         _ => path.to_owned(),
     };

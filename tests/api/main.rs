@@ -1,11 +1,15 @@
 //! Integration tests: the real app on a real port, against a real database
 //! (started by `./scripts/test`), one fresh database per test.
 
+mod auth;
 mod cli;
 mod create;
 mod helpers;
+mod idempotency;
+mod limits;
 mod list;
 mod read_delete;
 mod routing;
 mod spec;
 mod update;
+mod verify;

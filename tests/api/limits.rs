@@ -1,0 +1,348 @@
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::{header::CONTENT_TYPE, Method, StatusCode};
+use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::helpers::{Reply, TestApp, API_KEY, OTHER_API_KEY, PASSWORD};
+
+fn new_user(i: usize) -> serde_json::Value {
+    json!({ "name": format!("User {i}"), "email": format!("user{i}@example.com"), "password": PASSWORD })
+}
+
+#[track_caller]
+fn assert_rate_limited(reply: &Reply) {
+    reply.assert_error(429, "rate_limited");
+    let retry_after: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry_after >= 1, "{retry_after}");
+}
+
+#[tokio::test]
+async fn writes_are_limited_per_client_and_recover_after_the_window() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.rate_limit_writes = 3;
+        config.limits.rate_limit_window = Duration::from_secs(1);
+    })
+    .await;
+    for i in 0..3 {
+        assert_eq!(app.post_user(new_user(i)).await.status, StatusCode::CREATED);
+    }
+    let limited = app.post_user(new_user(3)).await;
+    assert_rate_limited(&limited);
+    assert!(
+        limited
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            <= 1
+    );
+    // Each kind of write draws from the same budget; reads do not.
+    assert_rate_limited(&app.delete_user("65a1b2c3d4e5f60718293a4b").await);
+    assert_eq!(app.get("/user").await.status, StatusCode::OK);
+    assert_eq!(app.stored_count().await, 3);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.post_user(new_user(4)).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_does_not_dodge_the_limit() {
+    let app = TestApp::spawn_with(|config| config.limits.rate_limit_writes = 2).await;
+    for i in 0..4 {
+        let reply = app
+            .send(
+                app.builder(Method::POST, "/user")
+                    .header("x-forwarded-for", format!("203.0.113.{i}"))
+                    .json(&new_user(i)),
+            )
+            .await;
+        if i < 2 {
+            assert_eq!(reply.status, StatusCode::CREATED);
+        } else {
+            assert_rate_limited(&reply);
+        }
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_and_each_key_has_its_budget() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.rate_limit_writes = 2;
+        config.security.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let post = |client_ip: &str, key: &str, i: usize| {
+        app.send(
+            app.anonymous(Method::POST, "/user")
+                .bearer_auth(key)
+                .header("x-forwarded-for", format!("{client_ip}, 127.0.0.1"))
+                .json(&new_user(i)),
+        )
+    };
+    // Two clients, one key: the key's budget runs out though neither
+    // client's does.
+    assert_eq!(
+        post("198.51.100.1", API_KEY, 0).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post("198.51.100.2", API_KEY, 1).await.status,
+        StatusCode::CREATED
+    );
+    assert_rate_limited(&post("198.51.100.3", API_KEY, 2).await);
+    // Another key from a fresh client is fine, until that client is spent.
+    assert_eq!(
+        post("198.51.100.4", OTHER_API_KEY, 3).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post("198.51.100.4", OTHER_API_KEY, 4).await.status,
+        StatusCode::CREATED
+    );
+    assert_rate_limited(&post("198.51.100.4", OTHER_API_KEY, 5).await);
+    assert_eq!(app.stored_count().await, 4);
+}
+
+#[tokio::test]
+async fn verify_is_limited_per_client_and_per_email() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.rate_limit_verify = 3;
+        config.limits.rate_limit_verify_per_email = 2;
+        config.security.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let attempt = |client_ip: &str, email: &str| {
+        app.send(
+            app.builder(Method::POST, "/user/verify")
+                .header("x-forwarded-for", client_ip.to_owned())
+                .json(&json!({ "email": email, "password": "Password@000" })),
+        )
+    };
+    // One account, many clients: the account's budget stops the guessing.
+    attempt("192.0.2.1", "ada@example.com")
+        .await
+        .assert_error(401, "invalid_credentials");
+    attempt("192.0.2.2", "ada@example.com")
+        .await
+        .assert_error(401, "invalid_credentials");
+    assert_rate_limited(&attempt("192.0.2.3", "ADA@example.com").await);
+    // One client, many accounts: the client's budget stops the spraying.
+    attempt("192.0.2.9", "a@example.com")
+        .await
+        .assert_error(401, "invalid_credentials");
+    attempt("192.0.2.9", "b@example.com")
+        .await
+        .assert_error(401, "invalid_credentials");
+    attempt("192.0.2.9", "c@example.com")
+        .await
+        .assert_error(401, "invalid_credentials");
+    assert_rate_limited(&attempt("192.0.2.9", "d@example.com").await);
+}
+
+#[tokio::test]
+async fn bodies_over_16_kib_are_413_before_parsing() {
+    let app = TestApp::spawn().await;
+    let oversized = format!(r#"{{"name": "{}"}}"#, "a".repeat(16 * 1024));
+    for (method, path) in [
+        (Method::POST, "/user"),
+        (Method::PUT, "/user/65a1b2c3d4e5f60718293a4b"),
+        (Method::PATCH, "/user/65a1b2c3d4e5f60718293a4b"),
+        (Method::POST, "/user/verify"),
+    ] {
+        let reply = app
+            .send(
+                app.builder(method, path)
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(oversized.clone()),
+            )
+            .await;
+        reply.assert_error(413, "payload_too_large");
+    }
+    // Exactly 16 KiB is read and parsed (and here found wanting).
+    let body =
+        json!({ "name": "Ada", "email": "ada@example.com", "password": PASSWORD }).to_string();
+    let padded = format!("{body}{}", " ".repeat(16 * 1024 - body.len()));
+    assert_eq!(padded.len(), 16 * 1024);
+    let reply = app
+        .send(
+            app.builder(Method::POST, "/user")
+                .header(CONTENT_TYPE, "application/json")
+                .body(padded),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+}
+
+/// A chunked body declares no length; reading stops at the limit anyway.
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_413() {
+    let app = TestApp::spawn().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let chunk = "a".repeat(4096);
+    let mut request = format!(
+        "POST /user HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    for _ in 0..5 {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    // The server may answer and close before reading everything we sent.
+    let _ = stream.read_to_string(&mut response).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("\"payload_too_large\""), "{response}");
+}
+
+#[tokio::test]
+async fn a_full_hashing_queue_answers_503_and_reads_keep_working() {
+    let app = TestApp::spawn_with(|config| {
+        config.bcrypt_cost = 10;
+        config.limits.hash_concurrency = Some(1);
+        config.limits.hash_queue_max = 1;
+    })
+    .await;
+    let creates = join_all((0..6).map(|i| app.post_user(new_user(i))));
+    let read = async {
+        // While the creates queue up, a read is answered.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        app.get("/user").await
+    };
+    let (replies, read) = tokio::join!(creates, read);
+    assert_eq!(read.status, StatusCode::OK);
+
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let busy: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(created >= 1, "at least the first create runs");
+    assert!(
+        !busy.is_empty(),
+        "with one slot and a queue of one, some are refused"
+    );
+    assert_eq!(created + busy.len(), 6);
+    for reply in busy {
+        reply.assert_error(503, "busy");
+        assert_eq!(reply.header("retry-after"), Some("1"));
+    }
+    assert_eq!(app.stored_count().await, created as u64);
+}
+
+#[tokio::test]
+async fn waiting_too_long_for_a_hashing_slot_answers_503() {
+    let app = TestApp::spawn_with(|config| {
+        config.bcrypt_cost = 10;
+        config.limits.hash_concurrency = Some(1);
+        config.limits.hash_queue_wait_ms = 1;
+    })
+    .await;
+    let replies = join_all((0..4).map(|i| app.post_user(new_user(i)))).await;
+    let busy = replies.iter().filter(|r| r.error_code() == "busy").count();
+    assert!(
+        busy >= 1,
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(app.stored_count().await, 4 - busy as u64);
+}
+
+#[tokio::test]
+async fn past_the_deadline_the_answer_is_503_and_nothing_is_written() {
+    let app = TestApp::spawn_with(|config| {
+        config.bcrypt_cost = 12;
+        config.limits.request_timeout_ms = 20;
+    })
+    .await;
+    let reply = app.post_user(new_user(0)).await;
+    reply.assert_error(503, "timeout");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    // The hash the request started may still finish, but nothing follows it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.stored_count().await, 0);
+}
+
+#[tokio::test]
+async fn security_headers_are_on_every_response() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [
+        (Method::GET, "/ping"),
+        (Method::GET, "/docs"),
+        (Method::GET, "/user"),
+        (Method::GET, "/user/bad"),
+        (Method::GET, "/nope"),
+        (Method::DELETE, "/ping"),
+    ] {
+        let reply = app.send(app.builder(method.clone(), path)).await;
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{method} {path}"
+        );
+        let no_store = reply.header("cache-control") == Some("no-store");
+        assert_eq!(no_store, path.starts_with("/user"), "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn cors_is_off_unless_origins_are_listed() {
+    let closed = TestApp::spawn().await;
+    let reply = closed
+        .send(
+            closed
+                .builder(Method::GET, "/user")
+                .header("origin", "https://admin.example.com"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.header("access-control-allow-origin").is_none());
+
+    let open = TestApp::spawn_with(|config| {
+        config.security.cors_origins = vec!["https://admin.example.com".into()];
+    })
+    .await;
+    let preflight = open
+        .send(
+            open.anonymous(Method::OPTIONS, "/user")
+                .header("origin", "https://admin.example.com")
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                ),
+        )
+        .await;
+    assert!(preflight.status.is_success(), "{}", preflight.status);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://admin.example.com")
+    );
+    let allowed = open
+        .send(
+            open.builder(Method::GET, "/user")
+                .header("origin", "https://admin.example.com"),
+        )
+        .await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://admin.example.com")
+    );
+    let other = open
+        .send(
+            open.builder(Method::GET, "/user")
+                .header("origin", "https://evil.example.net"),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert!(other.header("access-control-allow-origin").is_none());
+}

@@ -1,0 +1,135 @@
+use mongodb::bson::doc;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{fresh_database, Reply, TestApp, PASSWORD};
+
+async fn verify(app: &TestApp, email: &str, password: &str) -> Reply {
+    app.request(
+        Method::POST,
+        "/user/verify",
+        Some(json!({ "email": email, "password": password })),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn matching_credentials_return_the_user() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("Ada", "ada@example.com").await;
+    let reply = verify(&app, "  ADA@example.com ", PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.data(), &user);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_look_the_same() {
+    let app = TestApp::spawn().await;
+    app.create_user("Ada", "ada@example.com").await;
+
+    let wrong = verify(&app, "ada@example.com", "Password@124").await;
+    let unknown = verify(&app, "nobody@example.com", PASSWORD).await;
+    for reply in [&wrong, &unknown] {
+        reply.assert_error(401, "invalid_credentials");
+        assert!(reply.header("www-authenticate").is_some());
+    }
+    assert_eq!(wrong.body, unknown.body);
+}
+
+#[tokio::test]
+async fn only_the_exact_password_matches() {
+    let app = TestApp::spawn().await;
+    let long = format!("Password@1{}", "x".repeat(62));
+    assert_eq!(long.len(), 72);
+    let reply = app
+        .post_user(json!({ "name": "Ada", "email": "ada@example.com", "password": long }))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+
+    assert_eq!(
+        verify(&app, "ada@example.com", &long).await.status,
+        StatusCode::OK
+    );
+    // bcrypt alone ignores what follows byte 72; the service does not.
+    for attempt in [
+        format!("{long}y"),
+        long[..71].to_owned(),
+        String::new(),
+        long.to_uppercase(),
+    ] {
+        verify(&app, "ada@example.com", &attempt)
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+}
+
+#[tokio::test]
+async fn the_body_is_validated_like_any_other() {
+    let app = TestApp::spawn().await;
+    app.request(
+        Method::POST,
+        "/user/verify",
+        Some(json!({ "email": "ada@example.com" })),
+    )
+    .await
+    .assert_invalid(&["password"]);
+    app.request(
+        Method::POST,
+        "/user/verify",
+        Some(json!({ "email": "not-an-email", "password": PASSWORD })),
+    )
+    .await
+    .assert_invalid(&["email"]);
+    app.request(
+        Method::POST,
+        "/user/verify",
+        Some(json!({ "email": "ada@example.com", "password": PASSWORD, "name": "x" })),
+    )
+    .await
+    .assert_invalid(&["name"]);
+}
+
+#[tokio::test]
+async fn a_weaker_hash_is_upgraded_on_a_successful_verify() {
+    let database = fresh_database();
+    let old = TestApp::spawn_on(&database, |_| {}).await;
+    let user = old.create_user("Ada", "ada@example.com").await;
+    let id = user["id"].as_str().unwrap();
+    let stored_hash = |app: &TestApp| {
+        let app_db = app.db.clone();
+        let id = id.to_owned();
+        async move {
+            let stored = app_db
+                .collection::<mongodb::bson::Document>("users")
+                .find_one(doc! { "_id": mongodb::bson::oid::ObjectId::parse_str(&id).unwrap() })
+                .await
+                .unwrap()
+                .unwrap();
+            stored.get_str("password_hash").unwrap().to_owned()
+        }
+    };
+    assert!(stored_hash(&old).await.starts_with("$2b$04$"));
+
+    // The operator raises BCRYPT_COST; the next successful verify rehashes.
+    let new = TestApp::spawn_on(&database, |config| config.bcrypt_cost = 5).await;
+    verify(&new, "ada@example.com", "Password@999")
+        .await
+        .assert_error(401, "invalid_credentials");
+    assert!(
+        stored_hash(&new).await.starts_with("$2b$04$"),
+        "a failed verify changes nothing"
+    );
+
+    let reply = verify(&new, "ada@example.com", PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let upgraded = stored_hash(&new).await;
+    assert!(upgraded.starts_with("$2b$05$"), "{upgraded}");
+    assert!(bcrypt::verify(PASSWORD, &upgraded).unwrap());
+    // Not a profile change: the user looks exactly as before.
+    let fetched = new.get(&format!("/user/{id}")).await;
+    assert_eq!(fetched.data(), &user);
+    assert_eq!(
+        verify(&new, "ada@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
