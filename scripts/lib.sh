@@ -4,7 +4,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 VENV="$LOCAL/venv"
-REQUIREMENTS="$ROOT/scripts/requirements-db.txt"
+TEST_VENV="$LOCAL/test-venv"
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -19,20 +19,30 @@ python_bin() {
   return 1
 }
 
-# Installs SecantusDB into .local/venv, once per version of the requirements.
-ensure_db_installed() {
-  local stamp="$VENV/.requirements.sha256"
+# ensure_venv DIR REQUIREMENTS WHAT: a virtualenv at DIR with exactly the
+# pinned REQUIREMENTS, rebuilt only when that file changes.
+ensure_venv() {
+  local dir="$1" requirements="$2" what="$3"
+  local stamp="$dir/.requirements.sha256"
   local wanted
-  wanted="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
-  if [[ -x "$VENV/bin/secantusd-py" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
     return 0
   fi
-  log "Installing SecantusDB (local MongoDB-compatible server) into .local/venv ..."
+  log "Installing $what into ${dir#"$ROOT/"} ..."
   mkdir -p "$LOCAL"
-  rm -rf "$VENV"
-  "$(python_bin)" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+  rm -rf "$dir"
+  if ! "$(python_bin)" -m venv "$dir"; then
+    log "error: could not create a virtualenv; install Python's venv module (Debian: python3-venv)."
+    return 1
+  fi
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   echo "$wanted" >"$stamp"
+}
+
+# SecantusDB, the local MongoDB-compatible server, in .local/venv.
+ensure_db_installed() {
+  ensure_venv "$VENV" "$ROOT/scripts/requirements-db.txt" "SecantusDB (a local MongoDB-compatible server)"
 }
 
 free_port() {

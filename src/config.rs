@@ -5,6 +5,8 @@ use std::{net::IpAddr, time::Duration};
 use clap::{builder::BoolishValueParser, ArgAction, Parser, Subcommand};
 use ipnet::IpNet;
 
+use crate::telemetry::LogFormat;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "user-api",
@@ -26,6 +28,9 @@ pub enum Command {
     Serve,
     /// Print the OpenAPI spec as YAML and exit. Needs no database.
     Openapi,
+    /// Ask the service on HOST:PORT whether it is ready (GET /health); exit 0
+    /// if so, 1 if not. For container health checks.
+    Healthcheck,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -58,11 +63,54 @@ pub struct Config {
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
 
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// On SIGTERM or SIGINT, how long requests in flight may take to finish
+    /// before the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// Refuse PUT, PATCH and DELETE without `If-Match` (428), so no client
+    /// can overwrite a change it has not seen.
+    #[arg(long, env = "REQUIRE_IF_MATCH", default_value_t = false, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub require_if_match: bool,
+
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
     #[command(flatten)]
     pub security: SecurityConfig,
 
     #[command(flatten)]
     pub limits: LimitsConfig,
+}
+
+/// MongoDB driver settings. Options written in MONGO_URI's query string
+/// (such as `maxPoolSize`) take precedence over these.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseConfig {
+    /// How long an operation may wait to find a usable server: while the
+    /// database is down, requests fail after this with 503.
+    #[arg(long, env = "MONGO_SERVER_SELECTION_TIMEOUT_MS", default_value_t = 3_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub server_selection_timeout_ms: u64,
+
+    /// How long opening a connection may take.
+    #[arg(long, env = "MONGO_CONNECT_TIMEOUT_MS", default_value_t = 3_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout_ms: u64,
+
+    /// Most connections kept to each server.
+    #[arg(long, env = "MONGO_MAX_POOL_SIZE", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pool_size: u32,
+
+    /// Connections kept open even when idle.
+    #[arg(long, env = "MONGO_MIN_POOL_SIZE", default_value_t = 0)]
+    pub min_pool_size: u32,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -8,14 +8,17 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tracing::Span;
 
-use crate::domain::{Password, PasswordHash};
+use crate::{
+    domain::{Password, PasswordHash},
+    metrics::Metrics,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashingError {
@@ -43,20 +46,37 @@ pub struct PasswordHasher {
     /// Verified against when an email is unknown, so that answer takes as
     /// long as a wrong password does.
     dummy_hash: Arc<str>,
+    metrics: Arc<Metrics>,
 }
 
 /// Counts a job in the queue until it leaves it, however it leaves.
-struct Queued(Arc<AtomicUsize>);
+struct Queued<'a>(&'a PasswordHasher);
 
-impl Drop for Queued {
+impl<'a> Queued<'a> {
+    fn join(hasher: &'a PasswordHasher) -> Option<Self> {
+        if hasher.waiting.fetch_add(1, Ordering::SeqCst) >= hasher.limits.queue_max {
+            hasher.waiting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        hasher.metrics.set_hash_queue_depth(hasher.queue_depth());
+        Some(Self(hasher))
+    }
+}
+
+impl Drop for Queued<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.set_hash_queue_depth(self.0.queue_depth());
     }
 }
 
 impl PasswordHasher {
     /// Builds the hasher, computing its dummy hash at `cost` (once, here).
-    pub async fn new(cost: u32, limits: HashingLimits) -> Result<Self, HashingError> {
+    pub async fn new(
+        cost: u32,
+        limits: HashingLimits,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, HashingError> {
         let dummy_hash = tokio::task::spawn_blocking(move || {
             bcrypt::hash("not a real password, only here for timing", cost)
         })
@@ -67,6 +87,7 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
             dummy_hash: dummy_hash.into(),
+            metrics,
         })
     }
 
@@ -135,18 +156,20 @@ impl PasswordHasher {
 
     async fn acquire(&self) -> Result<OwnedSemaphorePermit, HashingError> {
         match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => return Ok(permit),
+            Ok(permit) => {
+                self.metrics.observe_hash_wait(Duration::ZERO);
+                return Ok(permit);
+            }
             Err(TryAcquireError::Closed) => return Err(HashingError::Busy),
             Err(TryAcquireError::NoPermits) => {}
         }
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.limits.queue_max {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(HashingError::Busy);
-        }
-        let _queued = Queued(self.waiting.clone());
-        match tokio::time::timeout(self.limits.queue_wait, self.permits.clone().acquire_owned())
-            .await
-        {
+        let _queued = Queued::join(self).ok_or(HashingError::Busy)?;
+        let started = Instant::now();
+        let permit =
+            tokio::time::timeout(self.limits.queue_wait, self.permits.clone().acquire_owned())
+                .await;
+        self.metrics.observe_hash_wait(started.elapsed());
+        match permit {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) | Err(_) => Err(HashingError::Busy),
         }
@@ -165,8 +188,14 @@ mod tests {
         }
     }
 
+    async fn hasher_with(cost: u32, limits: HashingLimits) -> PasswordHasher {
+        PasswordHasher::new(cost, limits, Arc::default())
+            .await
+            .unwrap()
+    }
+
     async fn hasher() -> PasswordHasher {
-        PasswordHasher::new(4, limits(1, 8, 10_000)).await.unwrap()
+        hasher_with(4, limits(1, 8, 10_000)).await
     }
 
     fn password(text: &str) -> Password {
@@ -215,7 +244,7 @@ mod tests {
 
     #[tokio::test]
     async fn knows_when_a_hash_is_below_the_configured_cost() {
-        let hasher = PasswordHasher::new(5, limits(1, 8, 10_000)).await.unwrap();
+        let hasher = hasher_with(5, limits(1, 8, 10_000)).await;
         let old = bcrypt::hash("Password@123", 4).unwrap();
         let current = bcrypt::hash("Password@123", 5).unwrap();
         assert!(hasher.needs_rehash(&old));
@@ -224,7 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_is_refused_at_once() {
-        let hasher = PasswordHasher::new(4, limits(1, 1, 10_000)).await.unwrap();
+        let hasher = hasher_with(4, limits(1, 1, 10_000)).await;
         let slot = hasher.permits.clone().acquire_owned().await.unwrap();
         let queued = {
             let hasher = hasher.clone();
@@ -244,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_too_long_is_refused() {
-        let hasher = PasswordHasher::new(4, limits(1, 8, 50)).await.unwrap();
+        let hasher = hasher_with(4, limits(1, 8, 50)).await;
         let _slot = hasher.permits.clone().acquire_owned().await.unwrap();
         assert!(matches!(
             hasher.hash(&password("Password@123")).await,

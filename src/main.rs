@@ -1,11 +1,12 @@
-use std::{error::Error, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::{error::ErrorKind, Parser};
 use user_api::{
     api,
     config::{Cli, Command, Config},
+    probe,
     startup::Application,
-    telemetry,
+    telemetry::{self, ErrorChain},
 };
 
 #[tokio::main]
@@ -36,17 +37,21 @@ async fn main() -> ExitCode {
             print!("{}", api::openapi_yaml());
             ExitCode::SUCCESS
         }
+        Some(Command::Healthcheck) => match probe::ready(cli.config.host, cli.config.port) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(reason) => fail(&reason),
+        },
         Some(Command::Serve) | None => serve(cli.config).await,
     }
 }
 
 async fn serve(config: Config) -> ExitCode {
-    if let Err(err) = telemetry::init(&config.log_filter) {
+    if let Err(err) = telemetry::init(&config.log_filter, config.log_format) {
         return fail(&err);
     }
     let app = match Application::build(&config).await {
         Ok(app) => app,
-        Err(err) => return fail(&chain(&err)),
+        Err(err) => return fail(&ErrorChain(&err).to_string()),
     };
     let port = app.port();
     tracing::info!("listening on {}:{port}", config.host);
@@ -75,18 +80,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-/// `error: cause: root cause`, on one line.
-fn chain(err: &dyn Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn fail(reason: &str) -> ExitCode {

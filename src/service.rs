@@ -1,7 +1,7 @@
 //! What the API does with users, independent of HTTP: hash passwords, then
 //! read and write through the store.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use mongodb::bson::DateTime;
 use secrecy::SecretString;
@@ -9,9 +9,10 @@ use secrecy::SecretString;
 use crate::{
     domain::{EmailAddress, NewUser, ProfileChanges, UserId},
     hashing::{HashingError, PasswordHasher},
+    readiness::Readiness,
     store::{
-        IdempotencyRecord, IdempotencyStore, ListQuery, StoreError, UserRecord, UserStore,
-        UserUpdate,
+        Expected, IdempotencyRecord, IdempotencyStore, ListQuery, StoreError, UserRecord,
+        UserStore, UserUpdate, Written,
     },
 };
 
@@ -27,6 +28,12 @@ pub enum UserError {
     IdempotencyKeyReused,
     #[error("a request with this idempotency key is still in progress")]
     IdempotencyKeyInProgress,
+    #[error("the user is at version {current}, not an expected one")]
+    VersionMismatch { current: i64 },
+    /// The database cannot be reached, or cannot take writes safely yet
+    /// (its indexes are not confirmed).
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Option<StoreError>),
     #[error("the user store failed")]
     Store(#[source] StoreError),
     #[error("password hashing failed")]
@@ -37,8 +44,18 @@ impl From<StoreError> for UserError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::EmailTaken => Self::EmailTaken,
+            unavailable @ StoreError::Unavailable(_) => Self::Unavailable(Some(unavailable)),
             other => Self::Store(other),
         }
+    }
+}
+
+/// The result of a conditional write, as the caller needs it.
+fn written<T>(id: UserId, outcome: Written<T>) -> Result<T, UserError> {
+    match outcome {
+        Written::Done(value) => Ok(value),
+        Written::Missing => Err(UserError::NotFound(id)),
+        Written::Conflict { current } => Err(UserError::VersionMismatch { current }),
     }
 }
 
@@ -71,6 +88,7 @@ pub struct UserService {
     store: UserStore,
     idempotency: IdempotencyStore,
     hasher: PasswordHasher,
+    readiness: Arc<Readiness>,
     /// After this long, a claimed key whose user never appeared belongs to a
     /// request that died; a retry may take it over.
     stale_claim: Duration,
@@ -81,18 +99,25 @@ impl UserService {
         store: UserStore,
         idempotency: IdempotencyStore,
         hasher: PasswordHasher,
+        readiness: Arc<Readiness>,
         stale_claim: Duration,
     ) -> Self {
         Self {
             store,
             idempotency,
             hasher,
+            readiness,
             stale_claim,
         }
     }
 
-    pub fn hasher(&self) -> &PasswordHasher {
-        &self.hasher
+    /// Writes that set an email need the unique index in place first.
+    fn writable(&self) -> Result<(), UserError> {
+        if self.readiness.indexes_ready() {
+            Ok(())
+        } else {
+            Err(UserError::Unavailable(None))
+        }
     }
 
     pub async fn create(
@@ -100,6 +125,7 @@ impl UserService {
         user: NewUser,
         key: Option<IdempotencyKey>,
     ) -> Result<Created, UserError> {
+        self.writable()?;
         match key {
             None => {
                 let hash = self.hasher.hash(&user.password).await?;
@@ -214,7 +240,9 @@ impl UserService {
         &self,
         id: UserId,
         changes: ProfileChanges,
+        expected: &Expected,
     ) -> Result<UserRecord, UserError> {
+        self.writable()?;
         let password_hash = match &changes.password {
             Some(password) => Some(self.hasher.hash(password).await?),
             None => None,
@@ -224,18 +252,11 @@ impl UserService {
             email: changes.email,
             password_hash,
         };
-        self.store
-            .update(id, update)
-            .await?
-            .ok_or(UserError::NotFound(id))
+        written(id, self.store.update(id, update, expected).await?)
     }
 
-    pub async fn delete(&self, id: UserId) -> Result<(), UserError> {
-        if self.store.delete(id).await? {
-            Ok(())
-        } else {
-            Err(UserError::NotFound(id))
-        }
+    pub async fn delete(&self, id: UserId, expected: &Expected) -> Result<(), UserError> {
+        written(id, self.store.delete(id, expected).await?)
     }
 
     /// The user whose email and password these are. An unknown email costs

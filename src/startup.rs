@@ -1,9 +1,12 @@
-//! Builds the application: connects to MongoDB, makes sure the indexes
-//! exist, binds the listener and hands back something tests can run too.
+//! Builds the application: connects to MongoDB (without waiting for it),
+//! binds the listener and hands back something tests can run too.
 
-use std::{future::Future, io, net::SocketAddr, time::Duration};
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
-use mongodb::{options::ClientOptions, Client, Database};
+use mongodb::{
+    options::{Acknowledgment, ClientOptions, WriteConcern},
+    Client, Database,
+};
 use poem::{
     endpoint::BoxEndpoint,
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
@@ -12,33 +15,24 @@ use poem::{
 
 use crate::{
     api::{self, AppState, Authenticator, RateLimits},
-    config::Config,
+    config::{Config, DatabaseConfig},
     hashing::{HashingError, HashingLimits, PasswordHasher},
+    metrics::Metrics,
+    readiness,
     service::UserService,
-    store::{IdempotencyStore, StoreError, UserStore},
+    store::{IdempotencyStore, UserStore},
 };
 
-/// Bound on finding a usable server, so a missing database is reported in
-/// seconds rather than after the driver's 30-second default. A
-/// `serverSelectionTimeoutMS` in the URI takes precedence.
-const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
 const DEFAULT_DATABASE: &str = "users";
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("{0}")]
     Config(String),
-    #[error("cannot prepare password hashing")]
-    Hashing(#[source] HashingError),
     #[error("MONGO_URI is not a valid MongoDB connection string")]
     InvalidMongoUri(#[source] mongodb::error::Error),
-    #[error("cannot use MongoDB at {hosts}")]
-    Database {
-        hosts: String,
-        #[source]
-        source: StoreError,
-    },
+    #[error("cannot prepare password hashing")]
+    Hashing(#[source] HashingError),
     #[error("cannot listen on {address}")]
     Bind {
         address: SocketAddr,
@@ -51,9 +45,12 @@ pub struct Application {
     acceptor: TcpAcceptor,
     port: u16,
     app: BoxEndpoint<'static, Response>,
+    shutdown_grace: Duration,
 }
 
 impl Application {
+    /// Everything but the database must be right for this to succeed; a
+    /// database that does not answer yet is waited for in the background.
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
         let authenticator =
             Authenticator::from_config(&config.security).map_err(StartupError::Config)?;
@@ -61,18 +58,7 @@ impl Application {
             tracing::warn!("AUTH_DISABLED=true: /user is open to anyone who can reach this port");
         }
         let cors_origins = cors_origins(&config.security.cors_origins)?;
-
-        let (database, hosts) = connect(&config.mongo_uri).await?;
-        tracing::info!(%hosts, database = database.name(), "connecting to MongoDB");
-        let store = UserStore::new(&database);
-        let idempotency = IdempotencyStore::new(&database);
-        let indexes = async {
-            store.ensure_indexes().await?;
-            idempotency.ensure_indexes().await
-        };
-        indexes
-            .await
-            .map_err(|source| StartupError::Database { hosts, source })?;
+        let metrics = Arc::new(Metrics::default());
 
         let limits = &config.limits;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -81,19 +67,35 @@ impl Application {
             queue_max: limits.hash_queue_max as usize,
             queue_wait: Duration::from_millis(limits.hash_queue_wait_ms),
         };
-        let hasher = PasswordHasher::new(config.bcrypt_cost, hashing)
+        let hasher = PasswordHasher::new(config.bcrypt_cost, hashing, metrics.clone())
             .await
             .map_err(StartupError::Hashing)?;
+
+        let (database, hosts) = connect(&config.mongo_uri, &config.database).await?;
+        tracing::info!(%hosts, database = database.name(), "using MongoDB");
+        let store = UserStore::new(&database, metrics.clone());
+        let idempotency = IdempotencyStore::new(&database, metrics.clone());
+        let readiness = readiness::watch(store.clone(), idempotency.clone()).await;
+
         let request_timeout = Duration::from_millis(limits.request_timeout_ms);
         // A claimed idempotency key whose user has not appeared after two
         // deadlines belongs to a request that is surely gone.
-        let users = UserService::new(store, idempotency, hasher, request_timeout * 2);
+        let users = UserService::new(
+            store,
+            idempotency,
+            hasher,
+            readiness.clone(),
+            request_timeout * 2,
+        );
         let app = api::app(AppState {
             users,
             authenticator,
             limits: RateLimits::new(config),
             request_timeout,
             cors_origins,
+            require_if_match: config.require_if_match,
+            readiness,
+            metrics,
         })
         .boxed();
 
@@ -111,6 +113,7 @@ impl Application {
             acceptor,
             port,
             app,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
 
@@ -118,25 +121,40 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish.
+    /// Serves until `shutdown` completes, then stops accepting connections
+    /// and lets requests in flight finish, for up to the grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
         Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.app, shutdown, Some(SHUTDOWN_GRACE))
+            .run_with_graceful_shutdown(self.app, shutdown, Some(self.shutdown_grace))
             .await
     }
 }
 
-/// A database handle and, for messages, the hosts it points at.
-async fn connect(uri: &str) -> Result<(Database, String), StartupError> {
+/// A database handle and, for messages, the hosts it points at. Nothing is
+/// sent to the server yet.
+async fn connect(uri: &str, tuning: &DatabaseConfig) -> Result<(Database, String), StartupError> {
     let mut options = ClientOptions::parse(uri)
         .await
         .map_err(StartupError::InvalidMongoUri)?;
+    let millis = Duration::from_millis;
     options
         .server_selection_timeout
-        .get_or_insert(SERVER_SELECTION_TIMEOUT);
+        .get_or_insert(millis(tuning.server_selection_timeout_ms));
+    options
+        .connect_timeout
+        .get_or_insert(millis(tuning.connect_timeout_ms));
+    options.max_pool_size.get_or_insert(tuning.max_pool_size);
+    options.min_pool_size.get_or_insert(tuning.min_pool_size);
     options
         .app_name
         .get_or_insert_with(|| "user-api".to_owned());
+    // A 2xx means the write is on a majority of nodes and in their journals.
+    options.write_concern.get_or_insert_with(|| {
+        WriteConcern::builder()
+            .w(Acknowledgment::Majority)
+            .journal(true)
+            .build()
+    });
     let hosts = options
         .hosts
         .iter()

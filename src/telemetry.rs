@@ -1,12 +1,40 @@
-//! Logging: one subscriber for the process, filtered by `RUST_LOG`.
+//! Logging: one subscriber for the process, filtered by `RUST_LOG`, as text
+//! or JSON lines.
+
+use std::{error::Error, fmt};
 
 use tracing_subscriber::EnvFilter;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
 /// Installs the global subscriber. Fails on a malformed filter.
-pub fn init(filter: &str) -> Result<(), String> {
+pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
     let filter = EnvFilter::try_new(filter).map_err(|err| format!("RUST_LOG: {err}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .try_init()
-        .map_err(|err| err.to_string())
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|err| err.to_string())
+}
+
+/// Displays an error with all its causes on one line: `outer: inner: root`.
+pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }

@@ -1,13 +1,18 @@
-//! What every request passes through before and after its handler: rate
-//! limits, the deadline, the error envelope, CORS and security headers.
+//! What every request passes through before and after its handler: a
+//! request id and a log span, rate limits, the deadline, the error envelope,
+//! the access log and metrics, CORS and security headers.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use poem::{
     http::{header, HeaderValue, Method},
     middleware::Cors,
     Endpoint, EndpointExt, IntoResponse, Request, Response,
 };
+use tracing::Instrument;
 
 use super::{
     auth::Authenticator,
@@ -15,33 +20,78 @@ use super::{
     limits::{Budget, RateLimits},
     AllowedMethods,
 };
+use crate::metrics::Metrics;
 
 /// Request and response headers a browser client may use across origins.
-const CORS_REQUEST_HEADERS: [&str; 3] = ["authorization", "content-type", "idempotency-key"];
-const CORS_RESPONSE_HEADERS: [&str; 4] = ["location", "link", "retry-after", "idempotent-replayed"];
+const CORS_REQUEST_HEADERS: [&str; 6] = [
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "if-match",
+    "if-none-match",
+    "x-request-id",
+];
+const CORS_RESPONSE_HEADERS: [&str; 6] = [
+    "location",
+    "link",
+    "etag",
+    "retry-after",
+    "idempotent-replayed",
+    "x-request-id",
+];
+
+const REQUEST_ID: &str = "x-request-id";
+const MAX_REQUEST_ID_CHARS: usize = 128;
 
 pub struct Edge {
-    pub allowed: AllowedMethods,
+    pub routes: AllowedMethods,
     pub limits: Arc<RateLimits>,
     pub authenticator: Authenticator,
     pub deadline: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Edge {
-    /// Runs a request through the limits and the deadline, and turns any
-    /// error into the envelope.
+    /// Runs a request inside a span carrying its id, through the limits and
+    /// the deadline; turns any error into the envelope; logs and counts it.
     pub async fn handle<E: Endpoint>(
         self: Arc<Self>,
         endpoint: Arc<E>,
         request: Request,
     ) -> poem::Result<Response> {
+        let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let response = match self.serve(endpoint.as_ref(), request, &method, &path).await {
-            Ok(response) => response,
-            Err(error) => errors::render(error, &method, &path, self.allowed.allow_header(&path)),
-        };
-        Ok(response)
+        let route = self
+            .routes
+            .template(&path)
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let request_id = request_id(&request);
+        let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+        async move {
+            let mut response = match self.serve(endpoint.as_ref(), request, &method, &path).await {
+                Ok(response) => response,
+                Err(error) => {
+                    errors::render(error, &method, &path, self.routes.allow_header(&path))
+                }
+            };
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID, value);
+            }
+            let status = response.status().as_u16();
+            let elapsed = started.elapsed();
+            tracing::info!(
+                target: "access",
+                status,
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                "{method} {route} {status}"
+            );
+            self.metrics
+                .observe_request(method.as_str(), &route, status, elapsed);
+            Ok(response)
+        }
+        .instrument(span)
+        .await
     }
 
     async fn serve<E: Endpoint>(
@@ -65,6 +115,24 @@ impl Edge {
             .into()),
         }
     }
+}
+
+/// The caller's `X-Request-Id` when it is short and plain enough to log
+/// safely, otherwise a fresh one.
+fn request_id(request: &Request) -> String {
+    let safe = |id: &&str| {
+        !id.is_empty()
+            && id.len() <= MAX_REQUEST_ID_CHARS
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    };
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(safe)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
 /// Sends requests from an allowed origin through CORS and the rest straight

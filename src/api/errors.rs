@@ -2,7 +2,7 @@
 //! the JSON envelope: `{"data": null, "message", "status_code", "error",
 //! "details"}`.
 
-use std::{borrow::Cow, error::Error as StdError, fmt, marker::PhantomData};
+use std::{borrow::Cow, error::Error as StdError, marker::PhantomData};
 
 use poem::{
     error::{MethodNotAllowedError, NotFoundError, ReadBodyError, ResponseError},
@@ -24,6 +24,7 @@ use crate::{
     domain::{UserId, ValidationErrors},
     hashing::HashingError,
     service::UserError,
+    telemetry::ErrorChain,
 };
 
 /// A stable, machine-readable error code. New codes may be added; clients
@@ -61,6 +62,13 @@ pub enum ErrorCode {
     Busy,
     /// The request took longer than the server's deadline.
     Timeout,
+    /// The database cannot be reached right now; retry after `Retry-After`.
+    Unavailable,
+    /// `If-Match` names a version the user is no longer at; `ETag` has the
+    /// current one.
+    PreconditionFailed,
+    /// The server requires `If-Match` on writes (REQUIRE_IF_MATCH).
+    PreconditionRequired,
     /// A request the server could not otherwise classify.
     BadRequest,
     /// An unexpected server error. Details are logged, never returned.
@@ -175,6 +183,12 @@ pub enum ApiError {
     Busy { retry_after: u64 },
     #[error("the request did not finish within {seconds} s")]
     Timeout { seconds: u64 },
+    #[error("the database is unavailable; retry shortly")]
+    Unavailable,
+    #[error("If-Match: the user has changed; it is now at ETag \"{current}\"")]
+    PreconditionFailed { current: i64 },
+    #[error("If-Match: this server requires it on writes; send the ETag from a GET")]
+    PreconditionRequired,
     #[error("{1}")]
     OtherClientError(StatusCode, String),
     #[error("internal server error")]
@@ -199,6 +213,9 @@ impl ApiError {
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Busy { .. } => ErrorCode::Busy,
             Self::Timeout { .. } => ErrorCode::Timeout,
+            Self::Unavailable => ErrorCode::Unavailable,
+            Self::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
+            Self::PreconditionRequired => ErrorCode::PreconditionRequired,
             Self::OtherClientError(..) => ErrorCode::BadRequest,
             Self::Internal(_) => ErrorCode::Internal,
         }
@@ -256,7 +273,11 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Busy { .. } | Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } | Self::Timeout { .. } | Self::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::OtherClientError(status, _) => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -293,6 +314,10 @@ impl ApiError {
                 retry_after: seconds,
             } => retry_after(*seconds),
             Self::Timeout { .. } | Self::IdempotencyKeyInProgress => retry_after(1),
+            Self::Unavailable => retry_after(2),
+            Self::PreconditionFailed { current } => {
+                vec![(header::ETAG, super::conditional::etag(*current))]
+            }
             _ => Vec::new(),
         }
     }
@@ -313,23 +338,10 @@ impl From<UserError> for ApiError {
             UserError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
             UserError::IdempotencyKeyInProgress => Self::IdempotencyKeyInProgress,
             UserError::Hashing(HashingError::Busy) => Self::Busy { retry_after: 1 },
+            UserError::VersionMismatch { current } => Self::PreconditionFailed { current },
+            UserError::Unavailable(_) => Self::Unavailable,
             other => Self::Internal(Box::new(other)),
         }
-    }
-}
-
-/// Displays an error with all its causes: `outer: inner: root`.
-struct ErrorChain<'a>(&'a (dyn StdError + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
     }
 }
 
@@ -419,17 +431,26 @@ fn describe(status: u16) -> &'static str {
              with the same `Idempotency-Key` is still in progress (`idempotency_key_in_progress`, \
              with `Retry-After`)."
         }
+        412 => {
+            "`If-Match` does not name the user's current version (`precondition_failed`); \
+             nothing was changed. `ETag` holds the current version."
+        }
         413 => "The request body is over 16 KiB (`payload_too_large`).",
         415 => "The request body is not `application/json` (`unsupported_media_type`).",
         422 => {
             "The `Idempotency-Key` was already used with a different request \
              (`idempotency_key_reused`)."
         }
+        428 => {
+            "The server requires `If-Match` on writes (`precondition_required`); send the `ETag` \
+             of a GET."
+        }
         429 => "Too many requests from this client, key or for this account (`rate_limited`).",
         500 => "Unexpected server error (`internal`). The cause is logged, never returned.",
         503 => {
-            "Temporarily unable to answer: password hashing is saturated (`busy`) or the request \
-             ran past the server's deadline (`timeout`)."
+            "Temporarily unable to answer: the database is unreachable (`unavailable`), password \
+             hashing is saturated (`busy`) or the request ran past the server's deadline \
+             (`timeout`)."
         }
         _ => "Error.",
     }
@@ -464,6 +485,12 @@ fn documented_headers(status: u16) -> Vec<MetaHeader> {
             MetaSchema::new("string"),
         )],
         409 => vec![retry_after(false)],
+        412 => vec![header(
+            "ETag",
+            "The user's current version.",
+            true,
+            MetaSchema::new("string"),
+        )],
         429 | 503 => vec![retry_after(true)],
         _ => Vec::new(),
     }

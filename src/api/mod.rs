@@ -2,6 +2,7 @@
 
 mod auth;
 mod body;
+mod conditional;
 mod edge;
 mod errors;
 mod fields;
@@ -15,6 +16,7 @@ mod views;
 use std::{sync::Arc, time::Duration};
 
 use poem::{
+    get,
     http::{HeaderValue, Method},
     middleware::CatchPanic,
     Endpoint, EndpointExt, Response, Route,
@@ -26,7 +28,7 @@ pub use errors::{ApiError, ErrorCode};
 pub use limits::RateLimits;
 pub use spec::ApiSpec;
 
-use crate::service::UserService;
+use crate::{metrics::Metrics, readiness::Readiness, service::UserService};
 
 /// Everything the HTTP layer needs, built once at startup.
 pub struct AppState {
@@ -35,15 +37,21 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     pub request_timeout: Duration,
     pub cors_origins: Vec<HeaderValue>,
+    pub require_if_match: bool,
+    pub readiness: Arc<Readiness>,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Tags)]
 pub enum ApiTags {
-    /// Create, read, update, delete and list users.
+    /// Create, read, update, delete, list and verify users.
     Users,
-    /// Whether the service is up.
-    Health,
+    /// Liveness, readiness and metrics, for operators and load balancers.
+    Operations,
 }
+
+/// Routes served beside the API, outside the spec.
+const DOCUMENTATION_ROUTES: [&str; 3] = ["/openapi.json", "/openapi.yaml", "/docs"];
 
 type Apis = (health::HealthApi, users::UserApi);
 
@@ -63,19 +71,26 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let spec = ApiSpec::new(&service);
     let edge = Arc::new(edge::Edge {
-        allowed: AllowedMethods::from_spec::<Apis>(),
+        routes: AllowedMethods::from_spec::<Apis>(),
         limits: state.limits.clone(),
         authenticator: state.authenticator.clone(),
         deadline: state.request_timeout,
+        metrics: state.metrics.clone(),
     });
+    let [json, yaml, docs] = DOCUMENTATION_ROUTES;
     let routes = Route::new()
-        .at("/openapi.json", spec.json_endpoint())
-        .at("/openapi.yaml", spec.yaml_endpoint())
-        .at("/docs", spec.swagger_ui_endpoint())
+        .at(json, get(spec.json_endpoint()))
+        .at(yaml, get(spec.yaml_endpoint()))
+        .at(docs, get(spec.swagger_ui_endpoint()))
         .nest("/", service)
         .data(state.users)
         .data(state.authenticator)
         .data(state.limits)
+        .data(state.readiness)
+        .data(state.metrics)
+        .data(users::ConditionalWrites {
+            required: state.require_if_match,
+        })
         .with(CatchPanic::new().with_handler(|_| {
             let error = ApiError::Internal("a request handler panicked".into());
             poem::error::ResponseError::as_response(&error)
@@ -89,13 +104,23 @@ pub fn openapi_yaml() -> String {
     ApiSpec::new(&openapi_service()).yaml().to_owned()
 }
 
-/// Which methods each path template accepts, for the `Allow` header of 405s.
+/// The route templates the app serves and the methods each accepts: for the
+/// `Allow` header of 405s, and to name routes in logs and metrics without
+/// the raw ids in their paths.
 #[derive(Clone)]
 struct AllowedMethods(std::sync::Arc<Vec<(Vec<String>, String)>>);
 
 impl AllowedMethods {
     fn from_spec<T: OpenApi>() -> Self {
-        let mut routes: Vec<(Vec<String>, Vec<Method>)> = Vec::new();
+        let mut routes: Vec<(Vec<String>, Vec<Method>)> = DOCUMENTATION_ROUTES
+            .iter()
+            .map(|path| {
+                (
+                    path.split('/').map(str::to_owned).collect(),
+                    vec![Method::GET],
+                )
+            })
+            .collect();
         for path in T::meta().into_iter().flat_map(|api| api.paths) {
             let segments: Vec<String> = path.path.split('/').map(str::to_owned).collect();
             let methods = path.operations.iter().map(|op| op.method.clone());
@@ -120,10 +145,9 @@ impl AllowedMethods {
         Self(std::sync::Arc::new(routes))
     }
 
-    /// The methods of the template that matches `path`, preferring literal
-    /// segments over parameters, as the router does (`/user/verify` before
-    /// `/user/{id}`).
-    fn allow_header(&self, path: &str) -> Option<String> {
+    /// The template that matches `path`, preferring literal segments over
+    /// parameters, as the router does (`/user/verify` before `/user/{id}`).
+    fn route(&self, path: &str) -> Option<&(Vec<String>, String)> {
         let segments: Vec<&str> = path.split('/').collect();
         let is_param = |segment: &String| segment.starts_with(':') || segment.starts_with('{');
         self.0
@@ -136,6 +160,23 @@ impl AllowedMethods {
                         .all(|(expected, actual)| is_param(expected) || expected == actual)
             })
             .min_by_key(|(template, _)| template.iter().filter(|segment| is_param(segment)).count())
-            .map(|(_, allow)| allow.clone())
+    }
+
+    fn allow_header(&self, path: &str) -> Option<String> {
+        self.route(path).map(|(_, allow)| allow.clone())
+    }
+
+    /// The route template serving `path`, such as `/user/{id}`.
+    fn template(&self, path: &str) -> Option<String> {
+        self.route(path).map(|(template, _)| {
+            template
+                .iter()
+                .map(|segment| match segment.strip_prefix(':') {
+                    Some(name) => format!("{{{name}}}"),
+                    None => segment.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
     }
 }

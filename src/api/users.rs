@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::{
     auth::{ApiKey, Caller},
     body::{JsonBody, RequestBody},
+    conditional::{etag, not_modified, IfMatchRules, WritePrecondition},
     errors::{ApiError, ErrorStatuses, Failure},
     fields::{
         present, AttemptRules, EmailRules, IdempotencyKeyRules, NameRules, PasswordRules, Raw,
@@ -28,6 +29,7 @@ use super::{
 use crate::{
     domain::{EmailAddress, NewUser, Password, ProfileChanges, UserId, UserName, ValidationErrors},
     service::{Created, IdempotencyKey, UserService},
+    store::UserRecord,
 };
 
 /// A new user.
@@ -176,12 +178,12 @@ impl ErrorStatuses for ReadErrors {
 
 pub enum WriteErrors {}
 impl ErrorStatuses for WriteErrors {
-    const STATUSES: &'static [u16] = &[400, 401, 404, 409, 413, 415, 429, 500, 503];
+    const STATUSES: &'static [u16] = &[400, 401, 404, 409, 412, 413, 415, 428, 429, 500, 503];
 }
 
 pub enum DeleteErrors {}
 impl ErrorStatuses for DeleteErrors {
-    const STATUSES: &'static [u16] = &[400, 401, 404, 429, 500, 503];
+    const STATUSES: &'static [u16] = &[400, 401, 404, 412, 428, 429, 500, 503];
 }
 
 pub enum VerifyErrors {}
@@ -197,6 +199,9 @@ pub enum CreatedUser {
     Created(
         Json<UserEnvelope>,
         #[oai(header = "Location")] String,
+        /// The new user's version, for a later `If-Match`.
+        #[oai(header = "ETag")]
+        String,
         /// `true` when this answer replays an earlier request with the same
         /// `Idempotency-Key`; absent otherwise.
         #[oai(header = "Idempotent-Replayed")]
@@ -216,10 +221,31 @@ pub enum Listed {
 }
 
 #[derive(ApiResponse)]
-pub enum Found {
+pub enum Fetched {
     /// The user.
     #[oai(status = 200)]
-    Ok(Json<UserEnvelope>),
+    Ok(
+        Json<UserEnvelope>,
+        /// The user's version, for `If-Match` and `If-None-Match`.
+        #[oai(header = "ETag")]
+        String,
+    ),
+    /// `If-None-Match` names the current version: the copy the client has
+    /// is current. No body.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum Updated {
+    /// The updated user.
+    #[oai(status = 200)]
+    Ok(
+        Json<UserEnvelope>,
+        /// The user's new version, for the next `If-Match`.
+        #[oai(header = "ETag")]
+        String,
+    ),
 }
 
 #[derive(ApiResponse)]
@@ -234,6 +260,26 @@ pub enum Deleted {
     /// The user was deleted. No body.
     #[oai(status = 204)]
     NoContent,
+}
+
+/// Whether writes must carry `If-Match` (REQUIRE_IF_MATCH).
+#[derive(Clone, Copy)]
+pub struct ConditionalWrites {
+    pub required: bool,
+}
+
+impl ConditionalWrites {
+    fn precondition(
+        &self,
+        if_match: &Header<Option<Raw<IfMatchRules>>>,
+    ) -> Result<WritePrecondition, ApiError> {
+        WritePrecondition::from_if_match(if_match.0.as_ref().map(Raw::as_str), self.required)
+    }
+}
+
+fn updated(user: UserRecord) -> Updated {
+    let tag = etag(user.version);
+    Updated::Ok(Json(UserEnvelope::new(user, "User updated.", 200)), tag)
 }
 
 const LIST_PARAMETERS: [&str; 3] = ["limit", "after", "email"];
@@ -282,9 +328,11 @@ impl UserApi {
             Created::Replayed(user) => (user, Some(true)),
         };
         let location = format!("/user/{}", user.id.to_hex());
+        let tag = etag(user.version);
         Ok(CreatedUser::Created(
             Json(UserEnvelope::new(user, "User created.", 201)),
             location,
+            tag,
             replayed,
         ))
     }
@@ -371,6 +419,10 @@ impl UserApi {
     }
 
     /// Get a user
+    ///
+    /// The `ETag` header carries the user's version. Send it back in
+    /// `If-None-Match` to get 304 when nothing changed, or in `If-Match` to
+    /// make a write conditional.
     #[oai(path = "/user/:id", method = "get", operation_id = "getUser")]
     async fn get(
         &self,
@@ -378,68 +430,93 @@ impl UserApi {
         users: Data<&UserService>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
-    ) -> Result<Found, Failure<ReadErrors>> {
+        /// Entity tags the client already has: 304 if the user is at one.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<Raw<IfMatchRules>>>,
+    ) -> Result<Fetched, Failure<ReadErrors>> {
         let user = users.get(parse_id(&id)?).await?;
-        Ok(Found::Ok(Json(UserEnvelope::new(user, "User found.", 200))))
+        let tag = etag(user.version);
+        if not_modified(if_none_match.0.as_ref().map(Raw::as_str), user.version)? {
+            return Ok(Fetched::NotModified(tag));
+        }
+        Ok(Fetched::Ok(
+            Json(UserEnvelope::new(user, "User found.", 200)),
+            tag,
+        ))
     }
 
     /// Replace a user's profile
     ///
     /// Sets `name` and `email`, and the password when one is given. Setting
-    /// the email a user already has is not a conflict.
+    /// the email a user already has is not a conflict. With `If-Match`, the
+    /// change applies only if the user is still at that version.
     #[oai(path = "/user/:id", method = "put", operation_id = "replaceUser")]
+    #[allow(clippy::too_many_arguments)]
     async fn replace(
         &self,
         _auth: ApiKey,
         users: Data<&UserService>,
+        conditional: Data<&ConditionalWrites>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
+        /// Apply only if the user is at one of these versions (`*`: any).
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Raw<IfMatchRules>>>,
         body: JsonBody<ReplaceUserRequest>,
-    ) -> Result<Found, Failure<WriteErrors>> {
+    ) -> Result<Updated, Failure<WriteErrors>> {
         let id = parse_id(&id)?;
+        let precondition = conditional.precondition(&if_match)?;
         let body = body.0;
         let changes = parse_changes(Some(body.name), Some(body.email), body.password)?;
-        let user = users.update(id, changes).await?;
-        Ok(Found::Ok(Json(UserEnvelope::new(
-            user,
-            "User updated.",
-            200,
-        ))))
+        let user = users.update(id, changes, &precondition.expected()).await?;
+        Ok(updated(user))
     }
 
     /// Change some of a user's fields
     ///
-    /// Sets only the fields present; at least one is required.
+    /// Sets only the fields present; at least one is required. With
+    /// `If-Match`, the change applies only if the user is still at that
+    /// version.
     #[oai(path = "/user/:id", method = "patch", operation_id = "patchUser")]
+    #[allow(clippy::too_many_arguments)]
     async fn patch(
         &self,
         _auth: ApiKey,
         users: Data<&UserService>,
+        conditional: Data<&ConditionalWrites>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
+        /// Apply only if the user is at one of these versions (`*`: any).
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Raw<IfMatchRules>>>,
         body: JsonBody<PatchUserRequest>,
-    ) -> Result<Found, Failure<WriteErrors>> {
+    ) -> Result<Updated, Failure<WriteErrors>> {
         let id = parse_id(&id)?;
+        let precondition = conditional.precondition(&if_match)?;
         let body = body.0;
         let changes = parse_changes(body.name, body.email, body.password)?;
-        let user = users.update(id, changes).await?;
-        Ok(Found::Ok(Json(UserEnvelope::new(
-            user,
-            "User updated.",
-            200,
-        ))))
+        let user = users.update(id, changes, &precondition.expected()).await?;
+        Ok(updated(user))
     }
 
     /// Delete a user
+    ///
+    /// With `If-Match`, only if the user is still at that version.
     #[oai(path = "/user/:id", method = "delete", operation_id = "deleteUser")]
     async fn delete(
         &self,
         _auth: ApiKey,
         users: Data<&UserService>,
+        conditional: Data<&ConditionalWrites>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
+        /// Delete only if the user is at one of these versions (`*`: any).
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<Raw<IfMatchRules>>>,
     ) -> Result<Deleted, Failure<DeleteErrors>> {
-        users.delete(parse_id(&id)?).await?;
+        let id = parse_id(&id)?;
+        let precondition = conditional.precondition(&if_match)?;
+        users.delete(id, &precondition.expected()).await?;
         Ok(Deleted::NoContent)
     }
 }

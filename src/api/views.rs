@@ -19,6 +19,12 @@ use crate::store::UserRecord;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp(DateTime<Utc>);
 
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(time: DateTime<Utc>) -> Self {
+        Self(time)
+    }
+}
+
 impl From<bson::DateTime> for Timestamp {
     fn from(time: bson::DateTime) -> Self {
         Self(DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or_default())
@@ -84,6 +90,9 @@ pub struct UserView {
     pub created_at: Timestamp,
     /// When the user was last changed. Moves forward on every successful update.
     pub updated_at: Timestamp,
+    /// Goes up by one with every change: the same value as the `ETag` header
+    /// (which quotes it), for `If-Match`.
+    pub version: i64,
 }
 
 impl From<UserRecord> for UserView {
@@ -94,6 +103,7 @@ impl From<UserRecord> for UserView {
             email: user.email,
             created_at: user.created_at.into(),
             updated_at: user.updated_at.into(),
+            version: user.version,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Idempotency keys for `POST /user`, kept in MongoDB so they survive
 //! restarts and hold across replicas. A TTL index removes them after 24 h.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use mongodb::{
     bson::{doc, DateTime},
@@ -10,8 +10,11 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{users::is_duplicate_key, StoreError, UserRecord};
-use crate::domain::{PasswordHash, UserId};
+use super::{error::is_duplicate_key, measured, StoreError, UserRecord};
+use crate::{
+    domain::{PasswordHash, UserId},
+    metrics::Metrics,
+};
 
 const COLLECTION: &str = "idempotency_keys";
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -38,12 +41,14 @@ pub struct IdempotencyRecord {
 #[derive(Clone)]
 pub struct IdempotencyStore {
     records: Collection<IdempotencyRecord>,
+    metrics: Arc<Metrics>,
 }
 
 impl IdempotencyStore {
-    pub fn new(database: &Database) -> Self {
+    pub fn new(database: &Database, metrics: Arc<Metrics>) -> Self {
         Self {
             records: database.collection(COLLECTION),
+            metrics,
         }
     }
 
@@ -57,7 +62,12 @@ impl IdempotencyStore {
                     .build(),
             )
             .build();
-        self.records.create_index(expiry).await?;
+        measured(
+            &self.metrics,
+            "idempotency.create_index",
+            self.records.create_index(expiry),
+        )
+        .await?;
         Ok(())
     }
 
@@ -67,10 +77,10 @@ impl IdempotencyStore {
         let oldest = DateTime::from_millis(
             DateTime::now().timestamp_millis() - KEY_LIFETIME.as_millis() as i64,
         );
-        Ok(self
+        let find = self
             .records
-            .find_one(doc! { "_id": id, "created_at": { "$gt": oldest } })
-            .await?)
+            .find_one(doc! { "_id": id, "created_at": { "$gt": oldest } });
+        measured(&self.metrics, "idempotency.find", find).await
     }
 
     /// Claims the key for `record`; `false` when another request holds it.
@@ -89,39 +99,43 @@ impl IdempotencyStore {
             completed: false,
             created_at: DateTime::now(),
         };
-        match self.records.insert_one(&record).await {
-            Ok(_) => Ok(true),
-            Err(error) if is_duplicate_key(&error) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
+        let insert = async {
+            match self.records.insert_one(&record).await {
+                Ok(_) => Ok(true),
+                Err(error) if is_duplicate_key(&error) => Ok(false),
+                Err(error) => Err(error),
+            }
+        };
+        measured(&self.metrics, "idempotency.claim", insert).await
     }
 
     pub async fn complete(&self, id: &str) -> Result<(), StoreError> {
-        self.records
-            .update_one(doc! { "_id": id }, doc! { "$set": { "completed": true } })
-            .await?;
+        let complete = self
+            .records
+            .update_one(doc! { "_id": id }, doc! { "$set": { "completed": true } });
+        measured(&self.metrics, "idempotency.complete", complete).await?;
         Ok(())
     }
 
     /// Gives the key back after the create it guarded failed, so a retry can
     /// try again.
     pub async fn release(&self, id: &str, user: UserId) -> Result<(), StoreError> {
-        self.records
-            .delete_one(doc! { "_id": id, "user._id": user.object_id(), "completed": false })
-            .await?;
+        let release = self
+            .records
+            .delete_one(doc! { "_id": id, "user._id": user.object_id(), "completed": false });
+        measured(&self.metrics, "idempotency.release", release).await?;
         Ok(())
     }
 
     /// Drops a claim whose request died before creating its user, unless
     /// someone else already replaced it.
     pub async fn abandon(&self, stale: &IdempotencyRecord) -> Result<(), StoreError> {
-        self.records
-            .delete_one(doc! {
-                "_id": &stale.id,
-                "user._id": stale.user.id,
-                "completed": false,
-            })
-            .await?;
+        let abandon = self.records.delete_one(doc! {
+            "_id": &stale.id,
+            "user._id": stale.user.id,
+            "completed": false,
+        });
+        measured(&self.metrics, "idempotency.abandon", abandon).await?;
         Ok(())
     }
 }

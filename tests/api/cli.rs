@@ -33,7 +33,7 @@ const SETTINGS: [&str; 16] = [
 
 /// The binary, run from an empty directory so no `.env` applies, with none of
 /// the configuration variables inherited, and an API key.
-fn user_api() -> Command {
+pub fn user_api() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_user-api"));
     command.current_dir(std::env::temp_dir());
     for var in SETTINGS {
@@ -43,8 +43,27 @@ fn user_api() -> Command {
     command
 }
 
+/// Runs the binary to completion; it must finish within 20 s.
 fn run(command: &mut Command) -> Output {
-    command.output().expect("the binary runs")
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match finished.recv_timeout(Duration::from_secs(20)) {
+        Ok(output) => output.expect("the binary's output is readable"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the binary did not exit within 20 s");
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -135,27 +154,48 @@ fn without_api_keys_the_service_refuses_to_start() {
     assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
 }
 
-#[test]
-fn an_unreachable_database_is_reported_within_seconds() {
+/// Without a database the service still starts: it says so within seconds,
+/// answers liveness, reports not ready, and keeps trying.
+#[tokio::test]
+async fn an_unreachable_database_is_reported_within_seconds() {
     let dead = free_port();
     let started = Instant::now();
-    let output = run(user_api()
-        .env("MONGO_URI", format!("mongodb://127.0.0.1:{dead}/users"))
-        .env("PORT", "0"));
-    assert!(!output.status.success());
+    let (server, base) = Server::start(|command| {
+        command.env("MONGO_URI", format!("mongodb://127.0.0.1:{dead}/users"));
+    })
+    .await;
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        reqwest::get(format!("{base}/ping")).await.unwrap().status(),
+        200
+    );
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), 503);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["data"]["database"]["status"], "down", "{health}");
     assert!(
-        stderr.contains(&format!("cannot use MongoDB at 127.0.0.1:{dead}")),
-        "{stderr}"
+        health["data"]["database"]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{dead}")),
+        "{health}"
+    );
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let probe = run(user_api().arg("healthcheck").env("PORT", &port));
+    assert_eq!(probe.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&probe.stderr).contains("not ready: HTTP/1.1 503"));
+    let logs = server.logs();
+    assert!(
+        logs.contains("the database is unreachable; serving anyway and retrying in the background"),
+        "{logs}"
     );
 }
 
-struct Server(Child);
+pub struct Server(pub Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -166,7 +206,7 @@ impl Drop for Server {
 impl Server {
     /// Starts the binary on a fresh database with `RUST_LOG=trace` and waits
     /// until it answers.
-    async fn start(adjust: impl FnOnce(&mut Command)) -> (Self, String) {
+    pub async fn start(adjust: impl FnOnce(&mut Command)) -> (Self, String) {
         let port = free_port();
         let mut command = user_api();
         command
@@ -189,8 +229,8 @@ impl Server {
     }
 
     /// Stops the server and returns everything it wrote.
-    fn logs(mut self) -> String {
-        self.0.kill().unwrap();
+    pub fn logs(mut self) -> String {
+        let _ = self.0.kill();
         let mut logs = String::new();
         self.0
             .stdout
@@ -216,6 +256,13 @@ async fn auth_disabled_opens_user_and_says_so() {
     .await;
     let listed = reqwest::get(format!("{base}/user")).await.unwrap();
     assert_eq!(listed.status(), 200);
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let probe = run(user_api().arg("healthcheck").env("PORT", &port));
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
     let logs = server.logs();
     assert!(
         logs.contains("WARN") && logs.contains("AUTH_DISABLED=true"),

@@ -40,7 +40,12 @@ async fn create_returns_201_the_user_and_its_location() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["id", "name", "email", "created_at", "updated_at"]);
+    assert_eq!(
+        keys,
+        ["id", "name", "email", "created_at", "updated_at", "version"]
+    );
+    assert_eq!(user["version"], 1);
+    assert_eq!(reply.header("etag"), Some("\"1\""));
     assert_eq!(reply.body["status_code"], 201);
 
     let fetched = app.get(&format!("/user/{id}")).await;

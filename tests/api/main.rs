@@ -3,11 +3,14 @@
 
 mod auth;
 mod cli;
+mod concurrency;
 mod create;
 mod helpers;
 mod idempotency;
 mod limits;
 mod list;
+mod observability;
+mod outage;
 mod read_delete;
 mod routing;
 mod spec;

@@ -1,0 +1,190 @@
+//! Optimistic concurrency: a user's version is its strong `ETag`, writes can
+//! be made conditional with `If-Match`, and reads with `If-None-Match`.
+
+use poem_openapi::registry::MetaSchema;
+
+use super::{errors::ApiError, fields::FieldRules};
+use crate::domain::ValidationErrors;
+
+/// The strong entity tag for a user at `version`.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// An entity tag as received: its opaque text and whether it was weak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EntityTag {
+    weak: bool,
+    opaque: String,
+}
+
+/// A parsed `If-Match` or `If-None-Match` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Condition {
+    Any,
+    Tags(Vec<EntityTag>),
+}
+
+/// Parses `*` or a comma-separated list of `"tag"` / `W/"tag"` (RFC 9110).
+fn parse(header: &str, raw: &str) -> Result<Condition, ApiError> {
+    let invalid = || {
+        ValidationErrors::single(
+            header,
+            "must be * or a comma-separated list of quoted entity tags, such as \"3\"",
+        )
+    };
+    let mut rest = raw.trim();
+    if rest == "*" {
+        return Ok(Condition::Any);
+    }
+    let mut tags = Vec::new();
+    while !rest.is_empty() {
+        let weak = rest.starts_with("W/");
+        let quoted = rest.strip_prefix("W/").unwrap_or(rest);
+        let inner = quoted.strip_prefix('"').ok_or_else(invalid)?;
+        let end = inner.find('"').ok_or_else(invalid)?;
+        let opaque = &inner[..end];
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
+        {
+            return Err(invalid().into());
+        }
+        tags.push(EntityTag {
+            weak,
+            opaque: opaque.to_owned(),
+        });
+        rest = inner[end + 1..].trim_start();
+        match rest.strip_prefix(',') {
+            Some(next) => rest = next.trim_start(),
+            None if rest.is_empty() => {}
+            None => return Err(invalid().into()),
+        }
+    }
+    if tags.is_empty() {
+        return Err(invalid().into());
+    }
+    Ok(Condition::Tags(tags))
+}
+
+/// What a write requires of the stored version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WritePrecondition {
+    /// No `If-Match`.
+    None,
+    /// `If-Match: *`: the user must exist (as every write requires).
+    Exists,
+    /// The user must be at one of these versions. Weak tags and tags that
+    /// are not ours never match (If-Match compares strongly), so this may be
+    /// empty.
+    Versions(Vec<i64>),
+}
+
+impl WritePrecondition {
+    pub fn from_if_match(raw: Option<&str>, required: bool) -> Result<Self, ApiError> {
+        let Some(raw) = raw else {
+            return if required {
+                Err(ApiError::PreconditionRequired)
+            } else {
+                Ok(Self::None)
+            };
+        };
+        Ok(match parse("If-Match", raw)? {
+            Condition::Any => Self::Exists,
+            Condition::Tags(tags) => Self::Versions(
+                tags.iter()
+                    .filter(|tag| !tag.weak)
+                    .filter_map(|tag| tag.opaque.parse().ok())
+                    .collect(),
+            ),
+        })
+    }
+
+    /// The versions the store must find, if any.
+    pub fn expected(&self) -> Option<Vec<i64>> {
+        match self {
+            Self::None | Self::Exists => None,
+            Self::Versions(versions) => Some(versions.clone()),
+        }
+    }
+}
+
+/// Whether `If-None-Match` says the client already has `version` (weak
+/// comparison, as RFC 9110 prescribes for it).
+pub fn not_modified(if_none_match: Option<&str>, version: i64) -> Result<bool, ApiError> {
+    let Some(raw) = if_none_match else {
+        return Ok(false);
+    };
+    Ok(match parse("If-None-Match", raw)? {
+        Condition::Any => true,
+        Condition::Tags(tags) => tags.iter().any(|tag| tag.opaque == version.to_string()),
+    })
+}
+
+pub enum IfMatchRules {}
+
+impl FieldRules for IfMatchRules {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            description: Some("`*`, or one or more entity tags such as `\"3\"`."),
+            example: Some("\"1\"".into()),
+            ..MetaSchema::new("string")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_strong_and_quoted() {
+        assert_eq!(etag(7), "\"7\"");
+    }
+
+    #[test]
+    fn if_match_lists_parse() {
+        let parse = |raw| WritePrecondition::from_if_match(Some(raw), false).unwrap();
+        assert_eq!(parse("*"), WritePrecondition::Exists);
+        assert_eq!(parse("\"3\""), WritePrecondition::Versions(vec![3]));
+        assert_eq!(
+            parse(" \"3\" , \"5\",\"x\" "),
+            WritePrecondition::Versions(vec![3, 5])
+        );
+        assert_eq!(parse("W/\"3\""), WritePrecondition::Versions(vec![]));
+        assert_eq!(parse("\"a,b\""), WritePrecondition::Versions(vec![]));
+    }
+
+    #[test]
+    fn malformed_if_match_is_refused() {
+        for raw in ["3", "\"3", "\"3\" \"4\"", "", ",", "* , \"3\"", "\"a b\""] {
+            assert!(
+                WritePrecondition::from_if_match(Some(raw), false).is_err(),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn strict_mode_requires_if_match() {
+        assert!(matches!(
+            WritePrecondition::from_if_match(None, true),
+            Err(ApiError::PreconditionRequired)
+        ));
+        assert_eq!(
+            WritePrecondition::from_if_match(None, false).unwrap(),
+            WritePrecondition::None
+        );
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        assert!(not_modified(Some("\"4\""), 4).unwrap());
+        assert!(not_modified(Some("W/\"4\""), 4).unwrap());
+        assert!(not_modified(Some("\"1\", \"4\""), 4).unwrap());
+        assert!(not_modified(Some("*"), 4).unwrap());
+        assert!(!not_modified(Some("\"3\""), 4).unwrap());
+        assert!(!not_modified(None, 4).unwrap());
+        assert!(not_modified(Some("4"), 4).is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! A database that dies and comes back, as a real process on real storage.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use mongodb::bson::{doc, oid::ObjectId};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Reply, TestApp, PASSWORD};
+
+/// A SecantusDB server of this test's own, on a storage directory that
+/// outlives the process.
+struct Database {
+    process: Option<Child>,
+    port: u16,
+    storage: PathBuf,
+}
+
+impl Database {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let storage =
+            std::env::temp_dir().join(format!("user-api-outage-{}", ObjectId::new().to_hex()));
+        std::fs::create_dir_all(&storage).unwrap();
+        let mut database = Self {
+            process: None,
+            port,
+            storage,
+        };
+        database.restart().await;
+        database
+    }
+
+    fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/users", self.port)
+    }
+
+    async fn restart(&mut self) {
+        let server = std::env::var("TEST_SECANTUSD").expect(
+            "TEST_SECANTUSD is not set. Run the suite with ./scripts/test, which installs SecantusDB.",
+        );
+        let child = Command::new(server)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .arg("--storage-path")
+            .arg(&self.storage)
+            .args(["--log-level", "WARNING"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("SecantusDB starts");
+        self.process = Some(child);
+        let client = mongodb::Client::with_uri_str(format!(
+            "mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=500",
+            self.port
+        ))
+        .await
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client
+            .database("admin")
+            .run_command(doc! { "ping": 1 })
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "the database did not come up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Kills the process outright, as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill().unwrap();
+            process.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.storage);
+    }
+}
+
+async fn health(app: &TestApp) -> Reply {
+    app.send(app.anonymous(Method::GET, "/health")).await
+}
+
+async fn wait_for_health(app: &TestApp, status: StatusCode, within: Duration) -> Reply {
+    let deadline = Instant::now() + within;
+    loop {
+        let reply = health(app).await;
+        if reply.status == status {
+            return reply;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health stayed {}: {}",
+            reply.status,
+            reply.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_service_rides_out_a_database_crash() {
+    let mut database = Database::start().await;
+    let uri = database.uri();
+    let app = TestApp::spawn_with(|config| {
+        config.mongo_uri = uri;
+        config.database.server_selection_timeout_ms = 1_500;
+    })
+    .await;
+    let ready = wait_for_health(&app, StatusCode::OK, Duration::from_secs(10)).await;
+    assert_eq!(ready.data()["database"]["status"], "up");
+    assert!(ready.data()["database"]["latency_ms"].as_f64().unwrap() >= 0.0);
+
+    let mut acknowledged = Vec::new();
+    for i in 0..5 {
+        let user = app
+            .create_user(&format!("Before {i}"), &format!("before{i}@example.com"))
+            .await;
+        acknowledged.push(user["id"].as_str().unwrap().to_owned());
+    }
+
+    database.kill();
+
+    // Database-backed requests fail fast, with 503 and Retry-After.
+    for (method, path, body) in [
+        (Method::GET, format!("/user/{}", acknowledged[0]), None),
+        (Method::GET, "/user".to_owned(), None),
+        (
+            Method::POST,
+            "/user".to_owned(),
+            Some(json!({ "name": "During", "email": "during@example.com", "password": PASSWORD })),
+        ),
+    ] {
+        let started = Instant::now();
+        let reply = app.request(method.clone(), &path, body).await;
+        let took = started.elapsed();
+        reply.assert_error(503, "unavailable");
+        assert!(reply.header("retry-after").is_some());
+        assert!(
+            took < Duration::from_millis(2_500),
+            "{method} {path} took {took:?}"
+        );
+    }
+    // Liveness stays up while readiness goes down.
+    let down = wait_for_health(
+        &app,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(down.data()["database"]["status"], "down");
+    assert_eq!(down.body["data"]["ready"], false);
+    assert!(down.header("retry-after").is_some());
+    assert_eq!(
+        app.send(app.anonymous(Method::GET, "/ping")).await.status,
+        StatusCode::OK
+    );
+
+    // The database comes back on the same storage; the service recovers by
+    // itself.
+    database.restart().await;
+    wait_for_health(&app, StatusCode::OK, Duration::from_secs(30)).await;
+
+    for id in &acknowledged {
+        let reply = app.get(&format!("/user/{id}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "user {id} was acknowledged but is gone"
+        );
+    }
+    let failed = app.get("/user?email=during@example.com").await;
+    assert_eq!(failed.data(), &json!([]), "a create that failed exists");
+    app.create_user("After", "after@example.com").await;
+}
+
+#[tokio::test]
+async fn the_service_starts_before_its_database_and_writes_wait_for_the_indexes() {
+    let mut database = Database::start().await;
+    let uri = database.uri();
+    database.kill();
+
+    let app = TestApp::spawn_with(|config| {
+        config.mongo_uri = uri;
+        config.database.server_selection_timeout_ms = 500;
+    })
+    .await;
+    let reply = health(&app).await;
+    reply.assert_status_only(503);
+    assert_eq!(reply.data()["indexes_ready"], false);
+    app.post_user(json!({ "name": "Early", "email": "early@example.com", "password": PASSWORD }))
+        .await
+        .assert_error(503, "unavailable");
+
+    database.restart().await;
+    let ready = wait_for_health(&app, StatusCode::OK, Duration::from_secs(30)).await;
+    assert_eq!(ready.data()["indexes_ready"], true);
+    app.create_user("Later", "later@example.com").await;
+    app.post_user(json!({ "name": "Twin", "email": "LATER@example.com", "password": PASSWORD }))
+        .await
+        .assert_error(409, "email_taken");
+}
