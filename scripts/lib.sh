@@ -84,3 +84,20 @@ stop_db() {
     wait "$DB_PID" 2>/dev/null || true
   fi
 }
+
+# Waits until GET $1 answers 2xx, for up to $2 seconds (default 20).
+wait_for_http() {
+  local url="$1" seconds="${2:-20}"
+  "$(python_bin)" - "$url" "$seconds" <<'PY'
+import sys, time, urllib.request
+url, deadline = sys.argv[1], time.time() + float(sys.argv[2])
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            sys.exit(0)
+    except Exception:
+        if time.time() > deadline:
+            sys.exit(1)
+        time.sleep(0.2)
+PY
+}

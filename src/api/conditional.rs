@@ -25,7 +25,16 @@ enum Condition {
     Tags(Vec<EntityTag>),
 }
 
-/// Parses `*` or a comma-separated list of `"tag"` / `W/"tag"` (RFC 9110).
+/// One entity tag: optionally weak, then quoted `etagc` characters.
+const TAG_PATTERN: &str = r#"(W/)?"[\x21\x23-\x7E]*""#;
+
+/// `*`, or a list of entity tags separated by commas and optional spaces or
+/// tabs. Empty list elements are allowed (RFC 9110, section 5.6.1).
+pub fn condition_pattern() -> String {
+    format!(r"^(\*|[ \t,]*{TAG_PATTERN}([ \t]*,[ \t,]*{TAG_PATTERN})*[ \t,]*)$")
+}
+
+/// Parses a value matching [`condition_pattern`].
 fn parse(header: &str, raw: &str) -> Result<Condition, ApiError> {
     let invalid = || {
         ValidationErrors::single(
@@ -33,11 +42,12 @@ fn parse(header: &str, raw: &str) -> Result<Condition, ApiError> {
             "must be * or a comma-separated list of quoted entity tags, such as \"3\"",
         )
     };
-    let mut rest = raw.trim();
-    if rest == "*" {
+    if raw == "*" {
         return Ok(Condition::Any);
     }
+    let separators = |c: char| c == ' ' || c == '\t' || c == ',';
     let mut tags = Vec::new();
+    let mut rest = raw.trim_start_matches(separators);
     while !rest.is_empty() {
         let weak = rest.starts_with("W/");
         let quoted = rest.strip_prefix("W/").unwrap_or(rest);
@@ -54,12 +64,11 @@ fn parse(header: &str, raw: &str) -> Result<Condition, ApiError> {
             weak,
             opaque: opaque.to_owned(),
         });
-        rest = inner[end + 1..].trim_start();
-        match rest.strip_prefix(',') {
-            Some(next) => rest = next.trim_start(),
-            None if rest.is_empty() => {}
-            None => return Err(invalid().into()),
+        let after = inner[end + 1..].trim_start_matches([' ', '\t']);
+        if !after.is_empty() && !after.starts_with(',') {
+            return Err(invalid().into());
         }
+        rest = after.trim_start_matches(separators);
     }
     if tags.is_empty() {
         return Err(invalid().into());
@@ -125,9 +134,10 @@ pub enum IfMatchRules {}
 
 impl FieldRules for IfMatchRules {
     fn schema() -> MetaSchema {
+        // No example: Swagger UI would pre-fill it into every "Try it out".
         MetaSchema {
             description: Some("`*`, or one or more entity tags such as `\"3\"`."),
-            example: Some("\"1\"".into()),
+            pattern: Some(condition_pattern()),
             ..MetaSchema::new("string")
         }
     }
@@ -157,10 +167,51 @@ mod tests {
 
     #[test]
     fn malformed_if_match_is_refused() {
-        for raw in ["3", "\"3", "\"3\" \"4\"", "", ",", "* , \"3\"", "\"a b\""] {
+        for raw in [
+            "3",
+            "\"3",
+            "\"3\" \"4\"",
+            "",
+            ",",
+            "* , \"3\"",
+            "\"a b\"",
+            " *",
+        ] {
             assert!(
                 WritePrecondition::from_if_match(Some(raw), false).is_err(),
                 "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_list_elements_are_ignored() {
+        let parse = |raw| WritePrecondition::from_if_match(Some(raw), false).unwrap();
+        assert_eq!(
+            parse(", \"3\",, \"4\" ,"),
+            WritePrecondition::Versions(vec![3, 4])
+        );
+    }
+
+    #[test]
+    fn the_pattern_agrees_with_the_parser() {
+        let pattern = regex::Regex::new(&condition_pattern()).unwrap();
+        let pieces = [
+            "\"1\"", "W/", "\"", "*", ",", " ", "\t", "a", "\"x y\"", "W/\"2\"",
+        ];
+        let mut inputs = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = inputs
+                .iter()
+                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+                .collect();
+            inputs.extend(longer);
+        }
+        for input in inputs {
+            assert_eq!(
+                pattern.is_match(&input),
+                parse("If-Match", &input).is_ok(),
+                "{input:?}"
             );
         }
     }

@@ -214,14 +214,14 @@ impl IdempotencyKeyRules {
 
 impl FieldRules for IdempotencyKeyRules {
     fn schema() -> MetaSchema {
+        // No example: Swagger UI would pre-fill it, and every "Try it out"
+        // would then send the same key.
         MetaSchema {
+            description: Some("1 to 255 visible ASCII characters, such as a UUID."),
             min_length: Some(1),
             max_length: Some(Self::MAX_CHARS),
             pattern: Some(r"^[\x21-\x7E]+$".to_owned()),
-            ..string_schema(
-                "1 to 255 visible ASCII characters.",
-                "5f1c0d1e-8a4b-4c6e-9f7d-2b3a4c5d6e7f",
-            )
+            ..MetaSchema::new("string")
         }
     }
 }

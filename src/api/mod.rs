@@ -21,7 +21,7 @@ use poem::{
     middleware::CatchPanic,
     Endpoint, EndpointExt, Response, Route,
 };
-use poem_openapi::{OpenApi, OpenApiService, Tags};
+use poem_openapi::{ContactObject, OpenApi, OpenApiService, Tags};
 
 pub use auth::Authenticator;
 pub use errors::{ApiError, ErrorCode};
@@ -62,6 +62,7 @@ fn openapi_service() -> OpenApiService<Apis, ()> {
         env!("CARGO_PKG_VERSION"),
     )
     .description(include_str!("description.md"))
+    .contact(ContactObject::new().name("user-api maintainers"))
 }
 
 /// The whole HTTP application: the API, its spec, Swagger UI at `/docs`, and

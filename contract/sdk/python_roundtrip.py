@@ -1,0 +1,104 @@
+"""A round trip through the Python client generated from openapi.yaml by
+openapi-python-client: create, get, list with paging, replace, patch,
+delete, and the typed errors for a 409 and a 404.
+
+Usage: python python_roundtrip.py SDK_DIR BASE_URL API_KEY
+"""
+
+import sys
+import uuid
+
+sdk_dir, base_url, api_key = sys.argv[1:4]
+sys.path.insert(0, sdk_dir)
+
+from user_api_client import AuthenticatedClient  # noqa: E402
+from user_api_client.api.users import (  # noqa: E402
+    create_user,
+    delete_user,
+    get_user,
+    list_users,
+    patch_user,
+    replace_user,
+)
+from user_api_client.models import (  # noqa: E402
+    CreateUserRequest,
+    ErrorCode,
+    ErrorEnvelope,
+    PatchUserRequest,
+    ReplaceUserRequest,
+    UserEnvelope,
+    UserListEnvelope,
+)
+
+
+def check(condition, what):
+    if not condition:
+        raise SystemExit(f"python SDK round trip failed: {what}")
+
+
+run = uuid.uuid4().hex[:8]
+client = AuthenticatedClient(base_url=base_url, token=api_key)
+
+# Create three users.
+created = []
+for i in range(3):
+    response = create_user.sync_detailed(
+        client=client,
+        body=CreateUserRequest(
+            name=f"SDK {run} {i}", email=f"py-{run}-{i}@example.com", password="Password@123"
+        ),
+    )
+    check(response.status_code == 201, f"create answered {response.status_code}")
+    check(isinstance(response.parsed, UserEnvelope), "create parses as UserEnvelope")
+    created.append(response.parsed.data)
+
+# Get one.
+first = created[0]
+fetched = get_user.sync(id=first.id, client=client)
+check(isinstance(fetched, UserEnvelope) and fetched.data.email == first.email, "get")
+
+# List, two at a time, following page.next until it ends.
+seen = []
+after = None
+while True:
+    page = list_users.sync(client=client, limit=2, after=after) if after else list_users.sync(client=client, limit=2)
+    check(isinstance(page, UserListEnvelope), "list parses as UserListEnvelope")
+    seen.extend(user.id for user in page.data)
+    if not isinstance(page.page.next_, str):
+        break
+    after = page.page.next_
+check(all(user.id in seen for user in created), "paging visits every created user")
+check(len(seen) == len(set(seen)), "paging visits each user once")
+
+# Replace, then patch with If-Match from the replace's version.
+replaced = replace_user.sync(
+    id=first.id,
+    client=client,
+    body=ReplaceUserRequest(name=f"Replaced {run}", email=first.email),
+)
+check(isinstance(replaced, UserEnvelope) and replaced.data.name == f"Replaced {run}", "replace")
+patched = patch_user.sync(
+    id=first.id,
+    client=client,
+    body=PatchUserRequest(name=f"Patched {run}"),
+    if_match=f'"{replaced.data.version}"',
+)
+check(isinstance(patched, UserEnvelope) and patched.data.name == f"Patched {run}", "patch")
+check(patched.data.version == replaced.data.version + 1, "patch moves the version")
+
+# A taken email is a typed 409.
+duplicate = create_user.sync(
+    client=client,
+    body=CreateUserRequest(name="Twin", email=first.email.upper(), password="Password@123"),
+)
+check(isinstance(duplicate, ErrorEnvelope), "409 parses as ErrorEnvelope")
+check(duplicate.error == ErrorCode.EMAIL_TAKEN and duplicate.status_code == 409, "409 is email_taken")
+
+# Delete, after which the user is a typed 404.
+deleted = delete_user.sync_detailed(id=first.id, client=client)
+check(deleted.status_code == 204, f"delete answered {deleted.status_code}")
+missing = get_user.sync(id=first.id, client=client)
+check(isinstance(missing, ErrorEnvelope), "404 parses as ErrorEnvelope")
+check(missing.error == ErrorCode.NOT_FOUND and missing.status_code == 404, "404 is not_found")
+
+print(f"python SDK round trip ok: {len(created)} created, {len(seen)} listed, replaced, patched, 409, deleted, 404")
