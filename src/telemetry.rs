@@ -1,7 +1,11 @@
 //! Logging: one subscriber for the process, filtered by `RUST_LOG`, as text
 //! or JSON lines.
 
-use std::{error::Error, fmt};
+use std::{
+    error::Error,
+    fmt,
+    io::{self, IsTerminal},
+};
 
 use tracing_subscriber::EnvFilter;
 
@@ -13,10 +17,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. Fails on a malformed filter.
+/// Installs the global subscriber. Colours only on a terminal, so files and
+/// log pipelines get plain text. Fails on a malformed filter.
 pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
     let filter = EnvFilter::try_new(filter).map_err(|err| format!("RUST_LOG: {err}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(io::stdout().is_terminal());
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -26,6 +26,7 @@ use poem_openapi::{ContactObject, OpenApi, OpenApiService, Tags};
 pub use auth::Authenticator;
 pub use errors::{ApiError, ErrorCode};
 pub use limits::RateLimits;
+pub use paging::encode_cursor;
 pub use spec::ApiSpec;
 
 use crate::{metrics::Metrics, readiness::Readiness, service::UserService};

@@ -1,0 +1,207 @@
+"""The benchmark behind `scripts/bench`. Python standard library only.
+
+Starts nothing itself: scripts/bench passes the database URI, the running
+service (release build), its PID and API key, and the `driver` binary.
+Every figure comes from this one run, so the ratios compare like with like.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk.lua")
+
+
+@dataclass
+class Load:
+    """One measured load: what wrk or the driver reports."""
+
+    name: str
+    concurrency: int
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    failures: int = 0
+
+    def row(self):
+        return (
+            f"| {self.name} | {self.concurrency} | {self.requests} | {self.rps:,.1f} "
+            f"| {self.p50_ms:,.2f} | {self.p99_ms:,.2f} | {self.failures} |"
+        )
+
+
+class Bench:
+    def __init__(self, base, db_uri, driver, pid, api_key, cost, cores, seconds):
+        self.base = base
+        self.db_uri = db_uri
+        self.driver = driver
+        self.pid = pid
+        self.api_key = api_key
+        self.cost = cost
+        self.cores = cores
+        self.seconds = seconds
+        self.loads = []
+        self.run = str(int(time.time()))
+
+    def log(self, message):
+        print(f"-- {message}", file=sys.stderr, flush=True)
+
+    def wrk(self, name, path, concurrency, seconds, mode="get", background=False):
+        # A token per load keeps the emails of one create load apart from another's.
+        token = f"{self.run}-{len(self.loads)}-{name.split()[0].lower()}-{time.monotonic_ns()}"
+        env = {**os.environ, "BENCH_API_KEY": self.api_key, "BENCH_MODE": mode, "BENCH_RUN": token}
+        threads = min(2, concurrency)
+        command = [
+            "wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "30s",
+            "-s", WRK_SCRIPT, f"{self.base}{path}",
+        ]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        if background:
+            return lambda: self._wrk_result(name, concurrency, process)
+        return self._wrk_result(name, concurrency, process)
+
+    def _wrk_result(self, name, concurrency, process):
+        out, _ = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"wrk failed for {name}:\n{out}")
+        figures = json.loads(out.strip().splitlines()[-1])
+        load = Load(
+            name, concurrency, figures["requests"], figures["rps"], figures["p50_ms"],
+            figures["p99_ms"], figures["socket_errors"] + figures["non_2xx"],
+        )
+        self.loads.append(load)
+        return load
+
+    def raw(self, name, args, concurrency, seconds):
+        out = subprocess.run(
+            [self.driver, *args, str(concurrency), str(seconds)], check=True, capture_output=True, text=True
+        ).stdout
+        figures = json.loads(out)
+        load = Load(
+            name, concurrency, figures["requests"], figures["rps"], figures["p50_ms"],
+            figures["p99_ms"], figures["errors"],
+        )
+        self.loads.append(load)
+        return load
+
+    def driver_json(self, *args):
+        out = subprocess.run([self.driver, *args], check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
+
+    def peak_rss_mb(self):
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def main():
+    base, db_uri, driver, pid, api_key, cost, seconds = sys.argv[1:8]
+    cores = os.cpu_count() or 1
+    bench = Bench(base, db_uri, driver, int(pid), api_key, int(cost), cores, int(seconds))
+    s = bench.seconds
+
+    bench.log("seeding 1,000 users through the driver")
+    small = bench.driver_json("seed", db_uri, "1000")
+    first = small["first"]
+
+    bench.log("1. framework ceiling: GET /ping")
+    ping = bench.wrk("GET /ping", "/ping", 32, s)
+
+    bench.log("2. reads: GET /user/{id} through the API, then the same find_one raw")
+    api_read = bench.wrk("GET /user/{id} (API)", f"/user/{first}", 32, s)
+    raw_read = bench.raw("find_one by _id (raw driver)", ["read", db_uri, first], 32, s)
+
+    bench.log("5a. listing with 1,000 users: first page and a deep page")
+    list_small = {
+        "first": bench.wrk("GET /user?limit=50, 1k users, first page", "/user?limit=50", 4, s),
+        "deep": bench.wrk(
+            "GET /user?limit=50, 1k users, deep page", f"/user?limit=50&after={small['deep_cursor']}", 4, s
+        ),
+        "raw_first": bench.raw("list query raw, 1k, first page", ["list", db_uri, "-"], 4, s),
+        "raw_deep": bench.raw("list query raw, 1k, deep page", ["list", db_uri, small["deep"]], 4, s),
+    }
+
+    bench.log(f"3. creates: one bcrypt hash at cost {cost}, then POST /user at saturation")
+    hash_ms = bench.driver_json("hash", cost, "5")["median_ms"]
+    limit = cores / (hash_ms / 1000)
+    creates = bench.wrk("POST /user", "/user", 4 * cores, 2 * s, mode="create")
+
+    bench.log("4. starvation: GET /user/{id} idle, then while POST /user saturates hashing")
+    idle = bench.wrk("GET /user/{id}, idle", f"/user/{first}", 8, s)
+    finish_creates = bench.wrk("POST /user (saturating)", "/user", 4 * cores, s + 4, mode="create", background=True)
+    time.sleep(2)
+    loaded = bench.wrk("GET /user/{id}, during creates", f"/user/{first}", 8, s)
+    finish_creates()
+
+    bench.log("seeding up to 100,000 users through the driver")
+    created = sum(load.requests - load.failures for load in bench.loads if load.name.startswith("POST"))
+    big = bench.driver_json("seed", db_uri, str(100_000 - 1000 - created))
+    bench.log("5b. listing with 100,000 users: first page and a deep page")
+    slow = max(s, 12)
+    list_big = {
+        "first": bench.wrk("GET /user?limit=50, 100k users, first page", "/user?limit=50", 1, slow),
+        "deep": bench.wrk(
+            "GET /user?limit=50, 100k users, deep page", f"/user?limit=50&after={big['deep_cursor']}", 1, slow
+        ),
+        "raw_first": bench.raw("list query raw, 100k, first page", ["list", db_uri, "-"], 1, slow),
+        "raw_deep": bench.raw("list query raw, 100k, deep page", ["list", db_uri, big["deep"]], 1, slow),
+    }
+
+    rss = bench.peak_rss_mb()
+    failures = sum(load.failures for load in bench.loads)
+
+    def verdict(ok):
+        return "met" if ok else "**missed**"
+
+    ratios = [
+        ("Reads: API ÷ raw driver (throughput, 32 connections)", api_read.rps / raw_read.rps, ">= 0.85",
+         api_read.rps / raw_read.rps >= 0.85),
+        (f"Creates: POST /user ÷ bcrypt limit ({cores} cores ÷ {hash_ms:.0f} ms = {limit:.2f}/s)",
+         creates.rps / limit, ">= 0.85", creates.rps / limit >= 0.85),
+        ("Starvation: read p99 during creates ÷ idle read p99", loaded.p99_ms / idle.p99_ms, "<= 3",
+         loaded.p99_ms / idle.p99_ms <= 3),
+    ]
+    for page in ("first", "deep"):
+        api_ratio = list_big[page].p50_ms / list_small[page].p50_ms
+        raw_ratio = list_big[f"raw_{page}"].p50_ms / list_small[f"raw_{page}"].p50_ms
+        ratios.append((f"Listing, {page} page: p50 at 100k ÷ p50 at 1k (API)", api_ratio, "<= 1.5", api_ratio <= 1.5))
+        ratios.append((f"Listing, {page} page: same query, raw driver", raw_ratio, "(the database alone)", True))
+    ratios.append(("Memory: peak RSS of the service (MB)", rss, "<= 50", rss <= 50))
+    ratios.append(("Failed requests (socket errors, non-2xx)", failures, "0", failures == 0))
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    lines = [
+        f"Measured {now} on {cores} cores ({cpu}), one run of `scripts/bench`: the release build, "
+        f"SecantusDB on the same machine, bcrypt cost {cost}, wrk as the load generator.",
+        "",
+        "| Ratio | Value | Target | |",
+        "|---|---|---|---|",
+    ]
+    for name, value, target, ok in ratios:
+        shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
+        lines.append(f"| {name} | {shown} | {target} | {verdict(ok) if target[0] in '<>0' else ''} |")
+    lines += [
+        "",
+        "| Load | Connections | Requests | Req/s | p50 ms | p99 ms | Failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [load.row() for load in bench.loads]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
