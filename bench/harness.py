@@ -94,6 +94,22 @@ class Bench:
         out = subprocess.run([self.driver, *args], check=True, capture_output=True, text=True).stdout
         return json.loads(out)
 
+    def listing(self, size, seeded, concurrency, seconds):
+        """The first page and a deep one, through the API and raw."""
+        return {
+            "first": self.wrk(f"GET /user?limit=50, {size} users, first page", "/user?limit=50", concurrency, seconds),
+            "deep": self.wrk(
+                f"GET /user?limit=50, {size} users, deep page",
+                f"/user?limit=50&after={seeded['deep_cursor']}",
+                concurrency,
+                seconds,
+            ),
+            "raw_first": self.raw(f"list query raw, {size}, first page", ["list", self.db_uri, "-"], concurrency, seconds),
+            "raw_deep": self.raw(
+                f"list query raw, {size}, deep page", ["list", self.db_uri, seeded["deep"]], concurrency, seconds
+            ),
+        }
+
     def peak_rss_mb(self):
         with open(f"/proc/{self.pid}/status") as status:
             for line in status:
@@ -120,14 +136,7 @@ def main():
     raw_read = bench.raw("find_one by _id (raw driver)", ["read", db_uri, first], 32, s)
 
     bench.log("5a. listing with 1,000 users: first page and a deep page")
-    list_small = {
-        "first": bench.wrk("GET /user?limit=50, 1k users, first page", "/user?limit=50", 4, s),
-        "deep": bench.wrk(
-            "GET /user?limit=50, 1k users, deep page", f"/user?limit=50&after={small['deep_cursor']}", 4, s
-        ),
-        "raw_first": bench.raw("list query raw, 1k, first page", ["list", db_uri, "-"], 4, s),
-        "raw_deep": bench.raw("list query raw, 1k, deep page", ["list", db_uri, small["deep"]], 4, s),
-    }
+    list_small = bench.listing("1k", small, 4, s)
 
     bench.log(f"3. creates: one bcrypt hash at cost {cost}, then POST /user at saturation")
     hash_ms = bench.driver_json("hash", cost, "5")["median_ms"]
@@ -146,14 +155,7 @@ def main():
     big = bench.driver_json("seed", db_uri, str(100_000 - 1000 - created))
     bench.log("5b. listing with 100,000 users: first page and a deep page")
     slow = max(s, 12)
-    list_big = {
-        "first": bench.wrk("GET /user?limit=50, 100k users, first page", "/user?limit=50", 1, slow),
-        "deep": bench.wrk(
-            "GET /user?limit=50, 100k users, deep page", f"/user?limit=50&after={big['deep_cursor']}", 1, slow
-        ),
-        "raw_first": bench.raw("list query raw, 100k, first page", ["list", db_uri, "-"], 1, slow),
-        "raw_deep": bench.raw("list query raw, 100k, deep page", ["list", db_uri, big["deep"]], 1, slow),
-    }
+    list_big = bench.listing("100k", big, 1, slow)
 
     rss = bench.peak_rss_mb()
     failures = sum(load.failures for load in bench.loads)

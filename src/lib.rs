@@ -14,3 +14,6 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+
+#[cfg(test)]
+mod test_support;

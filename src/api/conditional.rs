@@ -199,14 +199,7 @@ mod tests {
         let pieces = [
             "\"1\"", "W/", "\"", "*", ",", " ", "\t", "a", "\"x y\"", "W/\"2\"",
         ];
-        let mut inputs = vec![String::new()];
-        for _ in 0..4 {
-            let longer: Vec<String> = inputs
-                .iter()
-                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
-                .collect();
-            inputs.extend(longer);
-        }
+        let inputs = crate::test_support::concatenations(&pieces, 4);
         for input in inputs {
             assert_eq!(
                 pattern.is_match(&input),

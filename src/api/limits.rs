@@ -86,7 +86,6 @@ pub struct RateLimits {
     verify_by_email: Limiter<u64>,
     email_hasher: RandomState,
     trusted_proxies: Vec<IpNet>,
-    window: Duration,
 }
 
 impl RateLimits {
@@ -100,7 +99,6 @@ impl RateLimits {
             verify_by_email: Limiter::new(limits.rate_limit_verify_per_email, window),
             email_hasher: RandomState::new(),
             trusted_proxies: config.security.trusted_proxies.clone(),
-            window,
         });
         spawn_cleanup(Arc::downgrade(&this), window);
         this
@@ -172,10 +170,6 @@ impl RateLimits {
         self.writes_by_key.forget_idle();
         self.verify_by_ip.forget_idle();
         self.verify_by_email.forget_idle();
-    }
-
-    pub fn window(&self) -> Duration {
-        self.window
     }
 }
 

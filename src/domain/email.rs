@@ -1,4 +1,4 @@
-use std::{fmt, sync::LazyLock};
+use std::sync::LazyLock;
 
 use regex::Regex;
 
@@ -61,16 +61,6 @@ impl EmailAddress {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for EmailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -157,14 +147,7 @@ mod tests {
         let pieces = [
             "a", "Z", "0", ".", "@", "-", "+", " ", "\t", "é", "\u{a0}", "x.io", "\u{feff}",
         ];
-        let mut inputs = vec![String::new()];
-        for _ in 0..4 {
-            let longer: Vec<String> = inputs
-                .iter()
-                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
-                .collect();
-            inputs.extend(longer);
-        }
+        let inputs = crate::test_support::concatenations(&pieces, 4);
         for input in inputs {
             assert_eq!(
                 pattern.is_match(&input),

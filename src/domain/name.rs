@@ -1,4 +1,4 @@
-use std::{fmt, sync::LazyLock};
+use std::sync::LazyLock;
 
 use super::text::{CONTROL, WHITESPACE};
 
@@ -43,16 +43,6 @@ impl UserName {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for UserName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -111,14 +101,7 @@ mod tests {
             "李", "🦀", "\u{200b}", "\u{feff}", "-",
         ];
         // Every string of up to three pieces, and long runs around the limit.
-        let mut inputs = vec![String::new()];
-        for _ in 0..3 {
-            let longer: Vec<String> = inputs
-                .iter()
-                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
-                .collect();
-            inputs.extend(longer);
-        }
+        let mut inputs = crate::test_support::concatenations(&pieces, 3);
         for n in [98, 99, 100, 101] {
             for piece in pieces {
                 inputs.push(format!(" {}{} ", "x".repeat(n - 1), piece));

@@ -95,10 +95,6 @@ impl PasswordHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
 }
 
 impl fmt::Debug for PasswordHash {

@@ -263,6 +263,15 @@ impl TestApp {
             .expect("the test database answers")
     }
 
+    /// The stored bcrypt hash of a user's password.
+    pub async fn stored_hash(&self, id: &str) -> String {
+        let stored = self.stored(id).await.expect("the user is stored");
+        stored
+            .get_str("password_hash")
+            .expect("a stored user has a hash")
+            .to_owned()
+    }
+
     pub async fn stored_count(&self) -> u64 {
         self.db
             .collection::<Document>("users")

@@ -4,11 +4,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, PASSWORD};
 
-async fn stored_hash(app: &TestApp, id: &str) -> String {
-    let stored = app.stored(id).await.unwrap();
-    stored.get_str("password_hash").unwrap().to_owned()
-}
-
 fn id(user: &Value) -> &str {
     user["id"].as_str().unwrap()
 }
@@ -17,7 +12,7 @@ fn id(user: &Value) -> &str {
 async fn put_replaces_the_profile_and_keeps_the_password_when_omitted() {
     let app = TestApp::spawn().await;
     let user = app.create_user("Ada", "ada@example.com").await;
-    let hash_before = stored_hash(&app, id(&user)).await;
+    let hash_before = app.stored_hash(id(&user)).await;
 
     let reply = app
         .put_user(
@@ -31,7 +26,7 @@ async fn put_replaces_the_profile_and_keeps_the_password_when_omitted() {
     assert_eq!(updated["name"], "Ada King");
     assert_eq!(updated["email"], "countess@example.com");
     assert_eq!(updated["created_at"], user["created_at"]);
-    assert_eq!(stored_hash(&app, id(&user)).await, hash_before);
+    assert_eq!(app.stored_hash(id(&user)).await, hash_before);
     assert_eq!(
         app.get(&format!("/user/{}", id(&user))).await.data(),
         updated
@@ -50,7 +45,7 @@ async fn put_with_a_password_changes_it() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 
-    let hash = stored_hash(&app, id(&user)).await;
+    let hash = app.stored_hash(id(&user)).await;
     assert!(bcrypt::verify("Password@456", &hash).unwrap());
     assert!(!bcrypt::verify(PASSWORD, &hash).unwrap());
 }
@@ -132,7 +127,7 @@ async fn writes_to_an_unknown_user_are_404() {
 async fn patch_changes_only_the_fields_given() {
     let app = TestApp::spawn().await;
     let user = app.create_user("Ada", "ada@example.com").await;
-    let hash_before = stored_hash(&app, id(&user)).await;
+    let hash_before = app.stored_hash(id(&user)).await;
 
     let reply = app
         .patch_user(id(&user), json!({ "name": "Ada King" }))
@@ -140,21 +135,21 @@ async fn patch_changes_only_the_fields_given() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.data()["name"], "Ada King");
     assert_eq!(reply.data()["email"], "ada@example.com");
-    assert_eq!(stored_hash(&app, id(&user)).await, hash_before);
+    assert_eq!(app.stored_hash(id(&user)).await, hash_before);
 
     let reply = app
         .patch_user(id(&user), json!({ "password": "Password@789" }))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.data()["name"], "Ada King");
-    assert!(bcrypt::verify("Password@789", &stored_hash(&app, id(&user)).await).unwrap());
+    assert!(bcrypt::verify("Password@789", &app.stored_hash(id(&user)).await).unwrap());
 }
 
 #[tokio::test]
 async fn patch_refuses_empty_null_unknown_and_invalid_fields() {
     let app = TestApp::spawn().await;
     let user = app.create_user("Ada", "ada@example.com").await;
-    let hash_before = stored_hash(&app, id(&user)).await;
+    let hash_before = app.stored_hash(id(&user)).await;
 
     app.patch_user(id(&user), json!({}))
         .await
@@ -183,7 +178,7 @@ async fn patch_refuses_empty_null_unknown_and_invalid_fields() {
     .assert_invalid(&["password"]);
 
     assert_eq!(app.get(&format!("/user/{}", id(&user))).await.data(), &user);
-    assert_eq!(stored_hash(&app, id(&user)).await, hash_before);
+    assert_eq!(app.stored_hash(id(&user)).await, hash_before);
 }
 
 #[tokio::test]

@@ -1,4 +1,3 @@
-use mongodb::bson::doc;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -95,20 +94,7 @@ async fn a_weaker_hash_is_upgraded_on_a_successful_verify() {
     let old = TestApp::spawn_on(&database, |_| {}).await;
     let user = old.create_user("Ada", "ada@example.com").await;
     let id = user["id"].as_str().unwrap();
-    let stored_hash = |app: &TestApp| {
-        let app_db = app.db.clone();
-        let id = id.to_owned();
-        async move {
-            let stored = app_db
-                .collection::<mongodb::bson::Document>("users")
-                .find_one(doc! { "_id": mongodb::bson::oid::ObjectId::parse_str(&id).unwrap() })
-                .await
-                .unwrap()
-                .unwrap();
-            stored.get_str("password_hash").unwrap().to_owned()
-        }
-    };
-    assert!(stored_hash(&old).await.starts_with("$2b$04$"));
+    assert!(old.stored_hash(id).await.starts_with("$2b$04$"));
 
     // The operator raises BCRYPT_COST; the next successful verify rehashes.
     let new = TestApp::spawn_on(&database, |config| config.bcrypt_cost = 5).await;
@@ -116,13 +102,13 @@ async fn a_weaker_hash_is_upgraded_on_a_successful_verify() {
         .await
         .assert_error(401, "invalid_credentials");
     assert!(
-        stored_hash(&new).await.starts_with("$2b$04$"),
+        new.stored_hash(id).await.starts_with("$2b$04$"),
         "a failed verify changes nothing"
     );
 
     let reply = verify(&new, "ada@example.com", PASSWORD).await;
     assert_eq!(reply.status, StatusCode::OK);
-    let upgraded = stored_hash(&new).await;
+    let upgraded = new.stored_hash(id).await;
     assert!(upgraded.starts_with("$2b$05$"), "{upgraded}");
     assert!(bcrypt::verify(PASSWORD, &upgraded).unwrap());
     // Not a profile change: the user looks exactly as before.
