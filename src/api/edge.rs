@@ -18,7 +18,7 @@ use super::{
     auth::Authenticator,
     errors::{self, ApiError},
     limits::{Budget, RateLimits},
-    AllowedMethods,
+    routes::RouteTable,
 };
 use crate::metrics::Metrics;
 
@@ -44,7 +44,7 @@ const REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID_CHARS: usize = 128;
 
 pub struct Edge {
-    pub routes: AllowedMethods,
+    pub routes: RouteTable,
     pub limits: Arc<RateLimits>,
     pub authenticator: Authenticator,
     pub deadline: Duration,
@@ -65,7 +65,8 @@ impl Edge {
         let route = self
             .routes
             .template(&path)
-            .unwrap_or_else(|| "unmatched".to_owned());
+            .unwrap_or("unmatched")
+            .to_owned();
         let request_id = request_id(&request);
         let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
         async move {

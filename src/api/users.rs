@@ -1,4 +1,4 @@
-//! `/user`: create, list, read, replace, patch and delete users.
+//! `/user`: create, list, read, replace, patch, delete and verify users.
 
 use std::sync::Arc;
 
