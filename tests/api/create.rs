@@ -177,25 +177,18 @@ async fn wrong_types_and_nulls_are_refused_and_named() {
 #[tokio::test]
 async fn malformed_and_non_object_bodies_are_400() {
     let app = TestApp::spawn().await;
+    let post_json = |raw: &'static str| {
+        app.send(
+            app.builder(Method::POST, "/user")
+                .header(CONTENT_TYPE, "application/json")
+                .body(raw),
+        )
+    };
     for raw in ["{", "{\"name\": \"Ada\",}", "nope", "", "   "] {
-        let reply = app
-            .send(
-                app.builder(Method::POST, "/user")
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(raw),
-            )
-            .await;
-        reply.assert_error(400, "malformed_json");
+        post_json(raw).await.assert_error(400, "malformed_json");
     }
     for raw in ["[]", "\"Ada\"", "42", "null"] {
-        let reply = app
-            .send(
-                app.builder(Method::POST, "/user")
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(raw),
-            )
-            .await;
-        reply.assert_invalid(&["body"]);
+        post_json(raw).await.assert_invalid(&["body"]);
     }
     assert_eq!(app.stored_count().await, 0);
 }
