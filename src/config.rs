@@ -1,8 +1,8 @@
 //! Configuration, from the command line, the environment and `.env`.
 
-use std::{net::IpAddr, time::Duration};
+use std::{ffi::OsString, net::IpAddr, time::Duration};
 
-use clap::{builder::BoolishValueParser, ArgAction, Parser, Subcommand};
+use clap::{builder::BoolishValueParser, ArgAction, Args, FromArgMatches, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::telemetry::LogFormat;
@@ -86,6 +86,21 @@ pub struct Config {
 
     #[command(flatten)]
     pub limits: LimitsConfig,
+}
+
+impl Config {
+    /// The configuration these command-line flags give, every other setting
+    /// at its default: neither the environment nor `.env` is read. Tests
+    /// start from it, so they run on the real defaults.
+    pub fn from_flags<I, T>(flags: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let command = Self::augment_args(clap::Command::new("user-api"))
+            .mut_args(|arg| arg.env(None::<&'static str>));
+        Self::from_arg_matches(&command.try_get_matches_from(flags)?)
+    }
 }
 
 /// MongoDB driver settings. Options written in MONGO_URI's query string
@@ -183,4 +198,19 @@ fn parse_net(text: &str) -> Result<IpNet, String> {
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("`{text}` is neither an IP address nor a CIDR range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_alone_give_the_documented_defaults() {
+        let config = Config::from_flags(["user-api", "--bcrypt-cost", "5"]).unwrap();
+        assert_eq!(config.bcrypt_cost, 5);
+        assert_eq!(config.port, 8000);
+        assert_eq!(config.mongo_uri, "mongodb://localhost:27017/users");
+        assert_eq!(config.limits.rate_limit_window, Duration::from_secs(60));
+        assert!(Config::from_flags(["user-api", "--bcrypt-cost", "3"]).is_err());
+    }
 }

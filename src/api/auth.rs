@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::errors::ApiError;
-use crate::config::SecurityConfig;
+use crate::{config::SecurityConfig, domain::Caller};
 
 const SCHEME: &str = "ApiKey";
 const MIN_KEY_CHARS: usize = 32;
@@ -23,22 +23,6 @@ pub enum Authenticator {
     Keys(Vec<KeyDigest>),
     /// AUTH_DISABLED=true: every request is let through.
     Disabled,
-}
-
-/// The authenticated caller: the digest of the key it presented, or nobody
-/// in particular when authentication is disabled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Caller(Option<KeyDigest>);
-
-impl Caller {
-    /// A stable, non-secret name for the caller, used to keep one caller's
-    /// idempotency keys apart from another's.
-    pub fn scope(&self) -> String {
-        match self.0 {
-            Some(digest) => digest.iter().map(|b| format!("{b:02x}")).collect(),
-            None => "anonymous".to_owned(),
-        }
-    }
 }
 
 impl Authenticator {
@@ -74,7 +58,7 @@ impl Authenticator {
     /// The caller behind a valid `Authorization: Bearer <key>`.
     pub fn identify(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let keys = match self {
-            Self::Disabled => return Ok(Caller(None)),
+            Self::Disabled => return Ok(Caller::anonymous()),
             Self::Keys(keys) => keys,
         };
         let presented = bearer_token(headers).ok_or(ApiError::Unauthorized)?;
@@ -87,7 +71,7 @@ impl Authenticator {
             }
         }
         found
-            .map(|key| Caller(Some(key)))
+            .map(Caller::with_key_digest)
             .ok_or(ApiError::Unauthorized)
     }
 }

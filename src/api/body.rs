@@ -20,11 +20,44 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// A request body type: its spec schema, how serde reads it, and its fields.
 pub trait RequestBody: Type + DeserializeOwned + Send {
-    /// Every property, and whether it is required. A unit test holds this
-    /// equal to the schema.
-    const FIELDS: &'static [(&'static str, bool)];
     /// Fewest properties a valid body has (PATCH needs at least one).
     const MIN_PROPERTIES: usize = 0;
+    /// Every property, and whether it is required, as the published schema
+    /// says. Implement with [`request_body!`].
+    fn fields() -> &'static [(String, bool)];
+}
+
+/// Implements [`RequestBody`] for a body type, reading its fields once from
+/// its own schema.
+macro_rules! request_body {
+    ($body:ty $(, min_properties = $min:expr)?) => {
+        impl $crate::api::body::RequestBody for $body {
+            $(const MIN_PROPERTIES: usize = $min;)?
+            fn fields() -> &'static [(String, bool)] {
+                static FIELDS: std::sync::LazyLock<Vec<(String, bool)>> =
+                    std::sync::LazyLock::new($crate::api::body::schema_fields::<$body>);
+                &FIELDS
+            }
+        }
+    };
+}
+pub(crate) use request_body;
+
+/// The properties of `T`'s schema, in order, and whether each is required.
+pub fn schema_fields<T: Type>() -> Vec<(String, bool)> {
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    registry
+        .schemas
+        .get(T::name().as_ref())
+        .map(|schema| {
+            schema
+                .properties
+                .iter()
+                .map(|(name, _)| ((*name).to_owned(), schema.required.contains(name)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A JSON body of type `T`; unknown fields are refused.
@@ -98,12 +131,13 @@ fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Names every unknown and every missing field at once.
 fn check_field_names<T: RequestBody>(object: &Map<String, Value>) -> Result<(), ApiError> {
-    let known = |name: &str| T::FIELDS.iter().any(|(field, _)| *field == name);
+    let fields = T::fields();
+    let known = |name: &str| fields.iter().any(|(field, _)| field == name);
     let mut errors = ValidationErrors::default();
     let allowed = || {
-        T::FIELDS
+        fields
             .iter()
-            .map(|(field, _)| *field)
+            .map(|(field, _)| field.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -113,11 +147,11 @@ fn check_field_names<T: RequestBody>(object: &Map<String, Value>) -> Result<(), 
             format!("unknown field; allowed fields are {}", allowed()),
         ));
     }
-    for (name, _) in T::FIELDS
+    for (name, _) in fields
         .iter()
-        .filter(|(name, required)| *required && !object.contains_key(*name))
+        .filter(|(name, required)| *required && !object.contains_key(name))
     {
-        errors.push(FieldError::new(*name, "is required"));
+        errors.push(FieldError::new(name.as_str(), "is required"));
     }
     if errors.is_empty() && object.len() < T::MIN_PROPERTIES {
         errors.push(FieldError::new(

@@ -4,7 +4,7 @@
 use poem_openapi::registry::MetaSchema;
 
 use super::{errors::ApiError, fields::FieldRules};
-use crate::domain::ValidationErrors;
+use crate::domain::{Precondition, ValidationErrors};
 
 /// The strong entity tag for a user at `version`.
 pub fn etag(version: i64) -> String {
@@ -76,46 +76,27 @@ fn parse(header: &str, raw: &str) -> Result<Condition, ApiError> {
     Ok(Condition::Tags(tags))
 }
 
-/// What a write requires of the stored version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WritePrecondition {
-    /// No `If-Match`.
-    None,
-    /// `If-Match: *`: the user must exist (as every write requires).
-    Exists,
-    /// The user must be at one of these versions. Weak tags and tags that
-    /// are not ours never match (If-Match compares strongly), so this may be
-    /// empty.
-    Versions(Vec<i64>),
-}
-
-impl WritePrecondition {
-    pub fn from_if_match(raw: Option<&str>, required: bool) -> Result<Self, ApiError> {
-        let Some(raw) = raw else {
-            return if required {
-                Err(ApiError::PreconditionRequired)
-            } else {
-                Ok(Self::None)
-            };
+/// What `If-Match` asks of a write. `*` asks only that the user exist, as
+/// every write does. Weak tags and tags that are not ours never match
+/// (`If-Match` compares strongly), so the list of versions may be empty.
+/// Without the header, `required` (REQUIRE_IF_MATCH) refuses the write.
+pub fn precondition(if_match: Option<&str>, required: bool) -> Result<Precondition, ApiError> {
+    let Some(raw) = if_match else {
+        return if required {
+            Err(ApiError::PreconditionRequired)
+        } else {
+            Ok(Precondition::Unconditional)
         };
-        Ok(match parse("If-Match", raw)? {
-            Condition::Any => Self::Exists,
-            Condition::Tags(tags) => Self::Versions(
-                tags.iter()
-                    .filter(|tag| !tag.weak)
-                    .filter_map(|tag| tag.opaque.parse().ok())
-                    .collect(),
-            ),
-        })
-    }
-
-    /// The versions the store must find, if any.
-    pub fn expected(&self) -> Option<Vec<i64>> {
-        match self {
-            Self::None | Self::Exists => None,
-            Self::Versions(versions) => Some(versions.clone()),
-        }
-    }
+    };
+    Ok(match parse("If-Match", raw)? {
+        Condition::Any => Precondition::Unconditional,
+        Condition::Tags(tags) => Precondition::OneOf(
+            tags.iter()
+                .filter(|tag| !tag.weak)
+                .filter_map(|tag| tag.opaque.parse().ok())
+                .collect(),
+        ),
+    })
 }
 
 /// Whether `If-None-Match` says the client already has `version` (weak
@@ -154,15 +135,15 @@ mod tests {
 
     #[test]
     fn if_match_lists_parse() {
-        let parse = |raw| WritePrecondition::from_if_match(Some(raw), false).unwrap();
-        assert_eq!(parse("*"), WritePrecondition::Exists);
-        assert_eq!(parse("\"3\""), WritePrecondition::Versions(vec![3]));
+        let parse = |raw| precondition(Some(raw), false).unwrap();
+        assert_eq!(parse("*"), Precondition::Unconditional);
+        assert_eq!(parse("\"3\""), Precondition::OneOf(vec![3]));
         assert_eq!(
             parse(" \"3\" , \"5\",\"x\" "),
-            WritePrecondition::Versions(vec![3, 5])
+            Precondition::OneOf(vec![3, 5])
         );
-        assert_eq!(parse("W/\"3\""), WritePrecondition::Versions(vec![]));
-        assert_eq!(parse("\"a,b\""), WritePrecondition::Versions(vec![]));
+        assert_eq!(parse("W/\"3\""), Precondition::OneOf(vec![]));
+        assert_eq!(parse("\"a,b\""), Precondition::OneOf(vec![]));
     }
 
     #[test]
@@ -177,20 +158,14 @@ mod tests {
             "\"a b\"",
             " *",
         ] {
-            assert!(
-                WritePrecondition::from_if_match(Some(raw), false).is_err(),
-                "{raw:?}"
-            );
+            assert!(precondition(Some(raw), false).is_err(), "{raw:?}");
         }
     }
 
     #[test]
     fn empty_list_elements_are_ignored() {
-        let parse = |raw| WritePrecondition::from_if_match(Some(raw), false).unwrap();
-        assert_eq!(
-            parse(", \"3\",, \"4\" ,"),
-            WritePrecondition::Versions(vec![3, 4])
-        );
+        let parse = |raw| precondition(Some(raw), false).unwrap();
+        assert_eq!(parse(", \"3\",, \"4\" ,"), Precondition::OneOf(vec![3, 4]));
     }
 
     #[test]
@@ -212,12 +187,12 @@ mod tests {
     #[test]
     fn strict_mode_requires_if_match() {
         assert!(matches!(
-            WritePrecondition::from_if_match(None, true),
+            precondition(None, true),
             Err(ApiError::PreconditionRequired)
         ));
         assert_eq!(
-            WritePrecondition::from_if_match(None, false).unwrap(),
-            WritePrecondition::None
+            precondition(None, false).unwrap(),
+            Precondition::Unconditional
         );
     }
 

@@ -17,7 +17,8 @@ use tracing::Instrument;
 use super::{
     auth::Authenticator,
     errors::{self, ApiError},
-    limits::{Budget, RateLimits},
+    limits::RateLimits,
+    operations::{Budget, Operation},
     routes::RouteTable,
 };
 use crate::metrics::Metrics;
@@ -62,47 +63,47 @@ impl Edge {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let route = self
-            .routes
-            .template(&path)
-            .unwrap_or("unmatched")
-            .to_owned();
         let request_id = request_id(&request);
+        let matched = self.routes.matched(&method, &path);
+        let route = matched.template.unwrap_or("unmatched");
         let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
-        async move {
-            let mut response = match self.serve(endpoint.as_ref(), request, &method, &path).await {
-                Ok(response) => response,
-                Err(error) => {
-                    errors::render(error, &method, &path, self.routes.allow_header(&path))
-                }
-            };
-            if let Ok(value) = HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert(REQUEST_ID, value);
-            }
-            let status = response.status().as_u16();
-            let elapsed = started.elapsed();
-            tracing::info!(
-                target: "access",
-                status,
-                latency_ms = elapsed.as_secs_f64() * 1000.0,
-                "{method} {route} {status}"
-            );
-            self.metrics
-                .observe_request(method.as_str(), &route, status, elapsed);
-            Ok(response)
+        let served = self
+            .serve(endpoint.as_ref(), request, matched.operation)
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        let mut response = match served {
+            Ok(response) => response,
+            Err(error) => errors::render(error, &method, &path, self.routes.allow_header(&path)),
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
         }
-        .instrument(span)
-        .await
+        if matched.private {
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        tracing::info!(
+            target: "access",
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "{method} {route} {status}"
+        );
+        self.metrics
+            .observe_request(method.as_str(), route, status, elapsed);
+        Ok(response)
     }
 
     async fn serve<E: Endpoint>(
         &self,
         endpoint: &E,
         request: Request,
-        method: &Method,
-        path: &str,
+        operation: Option<&Operation>,
     ) -> poem::Result<Response> {
-        let budget = Budget::of(method, path);
+        let budget = operation.map_or(Budget::Free, |operation| operation.budget);
         let caller = match budget {
             Budget::Write => self.authenticator.identify(request.headers()).ok(),
             _ => None,
@@ -167,24 +168,15 @@ where
             .get(header::ORIGIN)
             .is_some_and(|origin| cors_origins.contains(origin));
         async move {
-            let path = request.uri().path().to_owned();
             let mut response = match with_cors.filter(|_| allowed) {
                 Some(with_cors) => with_cors.get_response(request).await,
                 None => app.get_response(request).await,
             };
-            secure(&mut response, &path);
+            response.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             Ok::<_, poem::Error>(response)
         }
     })
-}
-
-fn secure(response: &mut Response, path: &str) {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    if path == "/user" || path.starts_with("/user/") {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
 }

@@ -1,8 +1,18 @@
 //! Every error the service returns, and the one place that turns each into
 //! the JSON envelope: `{"data": null, "message", "status_code", "error",
 //! "details"}`.
+//!
+//! Each [`ErrorCode`] is the single source of its status, its description
+//! and the headers that come with it: responses are built from it, and so
+//! are the spec's error responses for each operation.
 
-use std::{borrow::Cow, error::Error as StdError, marker::PhantomData};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashSet},
+    error::Error as StdError,
+    marker::PhantomData,
+    sync::{LazyLock, Mutex},
+};
 
 use poem::{
     error::{MethodNotAllowedError, NotFoundError, ReadBodyError, ResponseError},
@@ -20,6 +30,7 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
+use super::operations::Documented;
 use crate::{
     domain::{UserId, ValidationErrors},
     hashing::HashingError,
@@ -29,50 +40,253 @@ use crate::{
 
 /// A stable, machine-readable error code. New codes may be added; clients
 /// should treat an unknown code by its HTTP status.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[oai(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// A field or parameter failed validation; `details` lists each one.
     ValidationFailed,
-    /// The request body is not valid JSON.
     MalformedJson,
-    /// The id in the path is not 24 hexadecimal digits.
     InvalidId,
-    /// No user has this id, or no route matches the path.
     NotFound,
-    /// Another user already has this email.
     EmailTaken,
-    /// The request body is not `application/json`.
     UnsupportedMediaType,
-    /// The path exists but not with this method; see the `Allow` header.
     MethodNotAllowed,
-    /// No API key, or not a valid one, in `Authorization: Bearer <key>`.
     Unauthorized,
-    /// `POST /user/verify`: the email and password do not match a user.
     InvalidCredentials,
-    /// The request body is over 16 KiB.
     PayloadTooLarge,
-    /// The `Idempotency-Key` was already used with a different request.
     IdempotencyKeyReused,
-    /// A request with this `Idempotency-Key` is still being processed.
     IdempotencyKeyInProgress,
-    /// Too many requests; retry after `Retry-After` seconds.
     RateLimited,
-    /// Password hashing is saturated; retry after `Retry-After` seconds.
     Busy,
-    /// The request took longer than the server's deadline.
     Timeout,
-    /// The database cannot be reached right now; retry after `Retry-After`.
     Unavailable,
-    /// `If-Match` names a version the user is no longer at; `ETag` has the
-    /// current one.
     PreconditionFailed,
-    /// The server requires `If-Match` on writes (REQUIRE_IF_MATCH).
     PreconditionRequired,
-    /// A request the server could not otherwise classify.
     BadRequest,
-    /// An unexpected server error. Details are logged, never returned.
     Internal,
+}
+
+/// A header that comes with some errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorHeader {
+    RetryAfter,
+    WwwAuthenticate,
+    ETag,
+    Allow,
+}
+
+/// What a code means, as the spec and every response say it.
+struct CodeSpec {
+    status: StatusCode,
+    description: &'static str,
+    headers: &'static [ErrorHeader],
+}
+
+impl ErrorCode {
+    pub const ALL: [Self; 20] = [
+        Self::ValidationFailed,
+        Self::MalformedJson,
+        Self::InvalidId,
+        Self::NotFound,
+        Self::EmailTaken,
+        Self::UnsupportedMediaType,
+        Self::MethodNotAllowed,
+        Self::Unauthorized,
+        Self::InvalidCredentials,
+        Self::PayloadTooLarge,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyKeyInProgress,
+        Self::RateLimited,
+        Self::Busy,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::PreconditionFailed,
+        Self::PreconditionRequired,
+        Self::BadRequest,
+        Self::Internal,
+    ];
+
+    /// The one definition of each code.
+    fn spec(self) -> CodeSpec {
+        use ErrorHeader::*;
+        let (status, description, headers): (StatusCode, &str, &[ErrorHeader]) = match self {
+            Self::ValidationFailed => (
+                StatusCode::BAD_REQUEST,
+                "A field, query parameter or header breaks a rule, is missing, unknown or of the \
+                 wrong type; `details` names each one.",
+                &[],
+            ),
+            Self::MalformedJson => (
+                StatusCode::BAD_REQUEST,
+                "The request body is not valid JSON.",
+                &[],
+            ),
+            Self::InvalidId => (
+                StatusCode::BAD_REQUEST,
+                "The id in the path is not 24 hexadecimal digits.",
+                &[],
+            ),
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "No user has this id, or no route matches the path.",
+                &[],
+            ),
+            Self::EmailTaken => (
+                StatusCode::CONFLICT,
+                "Another user already has this email (compared after normalizing).",
+                &[],
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "The request body is not `application/json`.",
+                &[],
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "The path exists, but not with this method; `Allow` lists the ones it takes.",
+                &[Allow],
+            ),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "No valid API key in `Authorization: Bearer <key>`.",
+                &[WwwAuthenticate],
+            ),
+            Self::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "The email and password do not match a user.",
+                &[WwwAuthenticate],
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is over 16 KiB.",
+                &[],
+            ),
+            Self::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This `Idempotency-Key` was already used with a different request.",
+                &[],
+            ),
+            Self::IdempotencyKeyInProgress => (
+                StatusCode::CONFLICT,
+                "A request with this `Idempotency-Key` is still being processed; retry after \
+                 `Retry-After`.",
+                &[RetryAfter],
+            ),
+            Self::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests from this client or API key; retry after `Retry-After`.",
+                &[RetryAfter],
+            ),
+            Self::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Password hashing is saturated; retry after `Retry-After`.",
+                &[RetryAfter],
+            ),
+            Self::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The request ran past the server's deadline.",
+                &[RetryAfter],
+            ),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database cannot be reached, or the service's indexes are not confirmed yet; \
+                 retry after `Retry-After`.",
+                &[RetryAfter],
+            ),
+            Self::PreconditionFailed => (
+                StatusCode::PRECONDITION_FAILED,
+                "`If-Match` does not name the user's current version; nothing changed. `ETag` \
+                 holds the current one.",
+                &[ETag],
+            ),
+            Self::PreconditionRequired => (
+                StatusCode::PRECONDITION_REQUIRED,
+                "The server requires `If-Match` on writes; send the `ETag` from a GET.",
+                &[],
+            ),
+            Self::BadRequest => (
+                StatusCode::BAD_REQUEST,
+                "A request the server could not otherwise classify.",
+                &[],
+            ),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "An unexpected server error. The cause is logged, never returned.",
+                &[],
+            ),
+        };
+        CodeSpec {
+            status,
+            description,
+            headers,
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.spec().status
+    }
+
+    pub fn description(self) -> &'static str {
+        self.spec().description
+    }
+
+    pub fn headers(self) -> &'static [ErrorHeader] {
+        self.spec().headers
+    }
+
+    /// The code as it appears in `error`, such as `email_taken`.
+    pub fn name(self) -> String {
+        match self.to_json() {
+            Some(Value::String(name)) => name,
+            _ => String::new(),
+        }
+    }
+}
+
+impl ErrorHeader {
+    fn name(self) -> HeaderName {
+        match self {
+            Self::RetryAfter => header::RETRY_AFTER,
+            Self::WwwAuthenticate => header::WWW_AUTHENTICATE,
+            Self::ETag => header::ETAG,
+            Self::Allow => header::ALLOW,
+        }
+    }
+
+    fn meta(self, required: bool) -> MetaHeader {
+        let (name, description, schema) = match self {
+            Self::RetryAfter => (
+                "Retry-After",
+                "Seconds to wait before retrying.",
+                MetaSchema {
+                    format: Some("int32"),
+                    minimum: Some(1.0),
+                    ..MetaSchema::new("integer")
+                },
+            ),
+            Self::WwwAuthenticate => (
+                "WWW-Authenticate",
+                "The scheme to authenticate with: `Bearer`.",
+                MetaSchema::new("string"),
+            ),
+            Self::ETag => (
+                "ETag",
+                "The user's current version.",
+                MetaSchema::new("string"),
+            ),
+            Self::Allow => (
+                "Allow",
+                "The methods the path takes.",
+                MetaSchema::new("string"),
+            ),
+        };
+        MetaHeader {
+            name: name.to_owned(),
+            description: Some(description.to_owned()),
+            required,
+            deprecated: false,
+            schema: MetaSchemaRef::Inline(Box::new(schema)),
+        }
+    }
 }
 
 /// One rejected field or parameter.
@@ -189,8 +403,8 @@ pub enum ApiError {
     PreconditionFailed { current: i64 },
     #[error("If-Match: this server requires it on writes; send the ETag from a GET")]
     PreconditionRequired,
-    #[error("{1}")]
-    OtherClientError(StatusCode, String),
+    #[error("{0}")]
+    OtherClientError(String),
     #[error("internal server error")]
     Internal(#[source] Box<dyn StdError + Send + Sync>),
 }
@@ -216,7 +430,7 @@ impl ApiError {
             Self::Unavailable => ErrorCode::Unavailable,
             Self::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             Self::PreconditionRequired => ErrorCode::PreconditionRequired,
-            Self::OtherClientError(..) => ErrorCode::BadRequest,
+            Self::OtherClientError(_) => ErrorCode::BadRequest,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -248,6 +462,24 @@ impl ApiError {
         }
     }
 
+    /// The value of a header this error's code documents.
+    fn header_value(&self, header: ErrorHeader) -> Option<String> {
+        match (header, self) {
+            (ErrorHeader::RetryAfter, Self::RateLimited { retry_after })
+            | (ErrorHeader::RetryAfter, Self::Busy { retry_after }) => {
+                Some((*retry_after).max(1).to_string())
+            }
+            (ErrorHeader::RetryAfter, Self::Unavailable) => Some("2".into()),
+            (ErrorHeader::RetryAfter, _) => Some("1".into()),
+            (ErrorHeader::WwwAuthenticate, _) => Some("Bearer realm=\"user-api\"".into()),
+            (ErrorHeader::ETag, Self::PreconditionFailed { current }) => {
+                Some(super::conditional::etag(*current))
+            }
+            (ErrorHeader::Allow, Self::MethodNotAllowed { allow, .. }) => Some(allow.clone()),
+            (ErrorHeader::ETag | ErrorHeader::Allow, _) => None,
+        }
+    }
+
     pub fn envelope(&self) -> ErrorEnvelope {
         ErrorEnvelope {
             data: Null,
@@ -261,26 +493,7 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status(&self) -> StatusCode {
-        match self {
-            Self::Validation(_) | Self::MalformedJson(_) | Self::InvalidId(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::UserNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::EmailTaken | Self::IdempotencyKeyInProgress => StatusCode::CONFLICT,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Busy { .. } | Self::Timeout { .. } | Self::Unavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
-            Self::OtherClientError(status, _) => *status,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     fn as_response(&self) -> Response {
@@ -289,37 +502,12 @@ impl ResponseError for ApiError {
         }
         let mut response = Json(self.envelope()).into_response();
         response.set_status(self.status());
-        for (name, value) in self.headers() {
-            if let Ok(value) = value.parse() {
-                response.headers_mut().insert(name, value);
+        for &header in self.code().headers() {
+            if let Some(value) = self.header_value(header).and_then(|v| v.parse().ok()) {
+                response.headers_mut().insert(header.name(), value);
             }
         }
         response
-    }
-}
-
-impl ApiError {
-    fn headers(&self) -> Vec<(HeaderName, String)> {
-        let retry_after = |seconds: u64| vec![(header::RETRY_AFTER, seconds.max(1).to_string())];
-        match self {
-            Self::MethodNotAllowed { allow, .. } => vec![(header::ALLOW, allow.clone())],
-            Self::Unauthorized | Self::InvalidCredentials => vec![(
-                header::WWW_AUTHENTICATE,
-                "Bearer realm=\"user-api\"".to_owned(),
-            )],
-            Self::RateLimited {
-                retry_after: seconds,
-            }
-            | Self::Busy {
-                retry_after: seconds,
-            } => retry_after(*seconds),
-            Self::Timeout { .. } | Self::IdempotencyKeyInProgress => retry_after(1),
-            Self::Unavailable => retry_after(2),
-            Self::PreconditionFailed { current } => {
-                vec![(header::ETAG, super::conditional::etag(*current))]
-            }
-            _ => Vec::new(),
-        }
     }
 }
 
@@ -400,150 +588,205 @@ fn to_api_error(
             limit: super::body::MAX_BODY_BYTES,
         };
     }
-    let status = error.status();
-    if status.is_client_error() {
-        ApiError::OtherClientError(status, error.to_string())
+    if error.status().is_client_error() {
+        ApiError::OtherClientError(error.to_string())
     } else {
         ApiError::Internal(Box::new(error))
     }
 }
 
-/// The error statuses an operation documents, each described once here.
-pub trait ErrorStatuses: Send + Sync + 'static {
-    const STATUSES: &'static [u16];
-}
+/// An operation's error response: an [`ApiError`], documented in the spec
+/// by the codes the operation `O` can answer with.
+pub struct Failure<O>(ApiError, PhantomData<fn() -> O>);
 
-fn describe(status: u16) -> &'static str {
-    match status {
-        400 => {
-            "The request is invalid: a field or parameter fails validation (`validation_failed`, \
-             with `details`), the body is not JSON (`malformed_json`) or the id is not 24 hex \
-             digits (`invalid_id`). The message names the field."
-        }
-        401 => {
-            "No valid API key in `Authorization: Bearer <key>` (`unauthorized`); for \
-             `POST /user/verify`, also an email and password that do not match \
-             (`invalid_credentials`)."
-        }
-        404 => "No user has this id (`not_found`).",
-        409 => {
-            "Another user already has this email (`email_taken`), or, for `POST /user`, a request \
-             with the same `Idempotency-Key` is still in progress (`idempotency_key_in_progress`, \
-             with `Retry-After`)."
-        }
-        412 => {
-            "`If-Match` does not name the user's current version (`precondition_failed`); \
-             nothing was changed. `ETag` holds the current version."
-        }
-        413 => "The request body is over 16 KiB (`payload_too_large`).",
-        415 => "The request body is not `application/json` (`unsupported_media_type`).",
-        422 => {
-            "The `Idempotency-Key` was already used with a different request \
-             (`idempotency_key_reused`)."
-        }
-        428 => {
-            "The server requires `If-Match` on writes (`precondition_required`); send the `ETag` \
-             of a GET."
-        }
-        429 => "Too many requests from this client, key or for this account (`rate_limited`).",
-        500 => "Unexpected server error (`internal`). The cause is logged, never returned.",
-        503 => {
-            "Temporarily unable to answer: the database is unreachable (`unavailable`), password \
-             hashing is saturated (`busy`) or the request ran past the server's deadline \
-             (`timeout`)."
-        }
-        _ => "Error.",
-    }
-}
-
-/// Headers that come with an error status.
-fn documented_headers(status: u16) -> Vec<MetaHeader> {
-    let header = |name: &str, description: &str, required: bool, schema: MetaSchema| MetaHeader {
-        name: name.to_owned(),
-        description: Some(description.to_owned()),
-        required,
-        deprecated: false,
-        schema: MetaSchemaRef::Inline(Box::new(schema)),
-    };
-    let retry_after = |required| {
-        header(
-            "Retry-After",
-            "Seconds to wait before retrying.",
-            required,
-            MetaSchema {
-                format: Some("int32"),
-                minimum: Some(1.0),
-                ..MetaSchema::new("integer")
-            },
-        )
-    };
-    match status {
-        401 => vec![header(
-            "WWW-Authenticate",
-            "The scheme to authenticate with: `Bearer`.",
-            true,
-            MetaSchema::new("string"),
-        )],
-        409 => vec![retry_after(false)],
-        412 => vec![header(
-            "ETag",
-            "The user's current version.",
-            true,
-            MetaSchema::new("string"),
-        )],
-        429 | 503 => vec![retry_after(true)],
-        _ => Vec::new(),
-    }
-}
-
-/// An operation's error response: an [`ApiError`] whose possible statuses,
-/// `S`, are listed in the spec.
-pub struct Failure<S>(ApiError, PhantomData<fn() -> S>);
-
-impl<S> From<ApiError> for Failure<S> {
+impl<O: Documented> From<ApiError> for Failure<O> {
     fn from(error: ApiError) -> Self {
+        debug_assert!(
+            O::OPERATION.error_codes().contains(&error.code()),
+            "{} answered {:?}, which its policy does not list",
+            O::OPERATION.id,
+            error.code()
+        );
         Self(error, PhantomData)
     }
 }
 
-impl<S> From<ValidationErrors> for Failure<S> {
+impl<O: Documented> From<ValidationErrors> for Failure<O> {
     fn from(errors: ValidationErrors) -> Self {
         ApiError::from(errors).into()
     }
 }
 
-impl<S> From<UserError> for Failure<S> {
+impl<O: Documented> From<UserError> for Failure<O> {
     fn from(error: UserError) -> Self {
         ApiError::from(error).into()
     }
 }
 
-impl<S> From<Failure<S>> for poem::Error {
-    fn from(failure: Failure<S>) -> Self {
+impl<O> From<Failure<O>> for poem::Error {
+    fn from(failure: Failure<O>) -> Self {
         failure.0.into()
     }
 }
 
-impl<S: ErrorStatuses> ApiResponse for Failure<S> {
+/// Response descriptions are `&'static str` in poem-openapi's model; each
+/// distinct text is kept once.
+fn intern(text: String) -> &'static str {
+    static TEXTS: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Default::default);
+    let mut texts = TEXTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = texts.get(text.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(text.into_boxed_str());
+    texts.insert(leaked);
+    leaked
+}
+
+/// The error responses of an operation that can answer with `codes`: one
+/// per status, describing each code it stands for and the headers they
+/// carry (required when every one of them carries it).
+pub fn error_responses(codes: &[ErrorCode]) -> Vec<MetaResponse> {
+    let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for &code in codes {
+        by_status
+            .entry(code.status().as_u16())
+            .or_default()
+            .push(code);
+    }
+    by_status
+        .into_iter()
+        .map(|(status, codes)| {
+            let description = codes
+                .iter()
+                .map(|code| format!("`{}`: {}", code.name(), code.description()))
+                .collect::<Vec<_>>()
+                .join("\n\n");
+            let mut headers: Vec<ErrorHeader> = Vec::new();
+            for header in codes.iter().flat_map(|code| code.headers()) {
+                if !headers.contains(header) {
+                    headers.push(*header);
+                }
+            }
+            MetaResponse {
+                description: intern(description),
+                status: Some(status),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: ErrorEnvelope::schema_ref(),
+                }],
+                headers: headers
+                    .into_iter()
+                    .map(|header| {
+                        let required = codes.iter().all(|code| code.headers().contains(&header));
+                        header.meta(required)
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+impl<O: Documented> ApiResponse for Failure<O> {
     fn meta() -> MetaResponses {
         MetaResponses {
-            responses: S::STATUSES
-                .iter()
-                .map(|&status| MetaResponse {
-                    description: describe(status),
-                    status: Some(status),
-                    status_range: None,
-                    content: vec![MetaMediaType {
-                        content_type: "application/json; charset=utf-8",
-                        schema: ErrorEnvelope::schema_ref(),
-                    }],
-                    headers: documented_headers(status),
-                })
-                .collect(),
+            responses: error_responses(&O::OPERATION.error_codes()),
         }
     }
 
     fn register(registry: &mut Registry) {
         ErrorEnvelope::register(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every kind.
+    fn examples() -> Vec<ApiError> {
+        vec![
+            ValidationErrors::single("name", "must not be empty").into(),
+            ApiError::MalformedJson("eof".into()),
+            ApiError::InvalidId("bad".into()),
+            ApiError::UserNotFound(UserId::generate()),
+            ApiError::RouteNotFound {
+                method: Method::GET,
+                path: "/x".into(),
+            },
+            ApiError::EmailTaken,
+            ApiError::MethodNotAllowed {
+                method: Method::PUT,
+                path: "/ping".into(),
+                allow: "GET, HEAD".into(),
+            },
+            ApiError::UnsupportedMediaType("text/plain".into()),
+            ApiError::Unauthorized,
+            ApiError::InvalidCredentials,
+            ApiError::PayloadTooLarge { limit: 16 },
+            ApiError::IdempotencyKeyReused,
+            ApiError::IdempotencyKeyInProgress,
+            ApiError::RateLimited { retry_after: 3 },
+            ApiError::Busy { retry_after: 1 },
+            ApiError::Timeout { seconds: 15 },
+            ApiError::Unavailable,
+            ApiError::PreconditionFailed { current: 4 },
+            ApiError::PreconditionRequired,
+            ApiError::OtherClientError("odd".into()),
+            ApiError::Internal("boom".into()),
+        ]
+    }
+
+    #[test]
+    fn every_code_has_an_example_and_is_listed_once() {
+        let codes: HashSet<ErrorCode> = examples().iter().map(ApiError::code).collect();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+        assert_eq!(
+            ErrorCode::ALL.iter().collect::<HashSet<_>>().len(),
+            ErrorCode::ALL.len()
+        );
+    }
+
+    #[test]
+    fn responses_carry_exactly_the_documented_status_and_headers() {
+        for error in examples() {
+            let response = error.as_response();
+            let code = error.code();
+            assert_eq!(response.status(), code.status(), "{code:?}");
+            for header in code.headers() {
+                assert!(
+                    response.headers().contains_key(header.name()),
+                    "{code:?} lacks {:?}",
+                    header.name()
+                );
+            }
+            for header in [
+                ErrorHeader::RetryAfter,
+                ErrorHeader::WwwAuthenticate,
+                ErrorHeader::ETag,
+                ErrorHeader::Allow,
+            ] {
+                if response.headers().contains_key(header.name()) {
+                    assert!(code.headers().contains(&header), "{code:?} {header:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_is_required_only_when_every_code_of_the_status_sends_it() {
+        let responses = error_responses(&[
+            ErrorCode::EmailTaken,
+            ErrorCode::IdempotencyKeyInProgress,
+            ErrorCode::Unavailable,
+        ]);
+        let conflict = responses.iter().find(|r| r.status == Some(409)).unwrap();
+        assert_eq!(conflict.headers.len(), 1);
+        assert!(!conflict.headers[0].required);
+        assert!(conflict.description.contains("`email_taken`"));
+        let unavailable = responses.iter().find(|r| r.status == Some(503)).unwrap();
+        assert!(unavailable.headers[0].required);
     }
 }

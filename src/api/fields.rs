@@ -11,7 +11,7 @@ use poem_openapi::{
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::domain::{EmailAddress, Password, UserId, UserName};
+use crate::domain::{EmailAddress, IdempotencyKey, Password, UserId, UserName};
 
 /// How a field or parameter is described in the spec.
 pub trait FieldRules: Send + Sync + 'static {
@@ -194,23 +194,7 @@ impl FieldRules for AttemptRules {
     }
 }
 
-/// An `Idempotency-Key`: 1 to 255 visible ASCII characters.
 pub enum IdempotencyKeyRules {}
-
-impl IdempotencyKeyRules {
-    pub const MAX_CHARS: usize = 255;
-
-    pub fn parse(raw: &str) -> Result<&str, String> {
-        let visible = |b: u8| (0x21..=0x7e).contains(&b);
-        if raw.is_empty() || raw.len() > Self::MAX_CHARS || !raw.bytes().all(visible) {
-            return Err(format!(
-                "must be 1 to {} visible ASCII characters, such as a UUID",
-                Self::MAX_CHARS
-            ));
-        }
-        Ok(raw)
-    }
-}
 
 impl FieldRules for IdempotencyKeyRules {
     fn schema() -> MetaSchema {
@@ -219,8 +203,8 @@ impl FieldRules for IdempotencyKeyRules {
         MetaSchema {
             description: Some("1 to 255 visible ASCII characters, such as a UUID."),
             min_length: Some(1),
-            max_length: Some(Self::MAX_CHARS),
-            pattern: Some(r"^[\x21-\x7E]+$".to_owned()),
+            max_length: Some(IdempotencyKey::MAX_CHARS),
+            pattern: Some(IdempotencyKey::PATTERN.to_owned()),
             ..MetaSchema::new("string")
         }
     }

@@ -14,35 +14,13 @@ use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
 };
 use ipnet::IpNet;
-use poem::{http::Method, Request};
+use poem::Request;
 
-use super::{auth::Caller, errors::ApiError};
-use crate::{config::Config, domain::EmailAddress};
-
-/// Which budget a request draws from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Budget {
-    /// POST, PUT, PATCH or DELETE under `/user`, except verify.
-    Write,
-    /// `POST /user/verify`.
-    Verify,
-    Free,
-}
-
-impl Budget {
-    pub fn of(method: &Method, path: &str) -> Self {
-        let under_user = path == "/user" || path.starts_with("/user/");
-        if *method == Method::POST && path == "/user/verify" {
-            Self::Verify
-        } else if under_user
-            && [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
-        {
-            Self::Write
-        } else {
-            Self::Free
-        }
-    }
-}
+use super::{errors::ApiError, operations::Budget};
+use crate::{
+    config::Config,
+    domain::{Caller, EmailAddress},
+};
 
 struct Limiter<K: Hash + Eq + Clone>(Option<DefaultKeyedRateLimiter<K>>);
 
@@ -190,17 +168,6 @@ fn spawn_cleanup(limits: Weak<RateLimits>, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn budgets_by_route() {
-        assert_eq!(Budget::of(&Method::POST, "/user"), Budget::Write);
-        assert_eq!(Budget::of(&Method::DELETE, "/user/abc"), Budget::Write);
-        assert_eq!(Budget::of(&Method::PATCH, "/user/abc"), Budget::Write);
-        assert_eq!(Budget::of(&Method::POST, "/user/verify"), Budget::Verify);
-        assert_eq!(Budget::of(&Method::GET, "/user"), Budget::Free);
-        assert_eq!(Budget::of(&Method::POST, "/users"), Budget::Free);
-        assert_eq!(Budget::of(&Method::POST, "/ping"), Budget::Free);
-    }
 
     #[test]
     fn a_limiter_allows_its_burst_then_says_when_to_retry() {

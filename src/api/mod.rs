@@ -1,20 +1,24 @@
 //! The HTTP API: handlers, wire types, the spec and the error envelope.
 
 mod auth;
-mod body;
+pub(crate) mod body;
 mod conditional;
 mod edge;
 mod errors;
 mod fields;
 mod health;
 mod limits;
+mod operations;
 mod paging;
 mod routes;
 mod spec;
 mod users;
 mod views;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use poem::{
     get, http::HeaderValue, middleware::CatchPanic, Endpoint, EndpointExt, Response, Route,
@@ -54,7 +58,7 @@ pub enum ApiTags {
 /// Routes served beside the API, outside the spec.
 const DOCUMENTATION_ROUTES: [&str; 3] = ["/openapi.json", "/openapi.yaml", "/docs"];
 
-type Apis = (health::HealthApi, users::UserApi);
+pub(crate) type Apis = (health::HealthApi, users::UserApi);
 
 fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
@@ -99,6 +103,17 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         }))
         .around(move |endpoint, request| edge.clone().handle(endpoint, request));
     edge::finish(routes, state.cors_origins)
+}
+
+/// The template of the route that serves `path`, such as `/user/{id}`, as
+/// logs, metrics and the spec name it.
+pub fn route_template(path: &str) -> Option<String> {
+    static ROUTES: LazyLock<RouteTable> =
+        LazyLock::new(|| RouteTable::new::<Apis>(&DOCUMENTATION_ROUTES));
+    ROUTES
+        .matched(&poem::http::Method::GET, path)
+        .template
+        .map(str::to_owned)
 }
 
 /// The spec as YAML, exactly as `user-api openapi` prints it.

@@ -1,4 +1,5 @@
-//! The route templates the app serves and the methods each accepts: for the
+//! The route templates the app serves, the methods each accepts and the
+//! operation behind each: for the policy the edge applies to a request, the
 //! `Allow` header of 405s, and to name routes in logs and metrics by their
 //! template (`/user/{id}`), never by a raw id.
 
@@ -7,12 +8,31 @@ use std::sync::Arc;
 use poem::http::Method;
 use poem_openapi::OpenApi;
 
+use super::operations::{self, Operation};
+
+/// A method a route accepts, and the operation that serves it (none for
+/// the documentation routes).
+type Served = (Method, Option<&'static Operation>);
+
 struct KnownRoute {
     segments: Vec<String>,
     /// The template as the spec writes it, such as `/user/{id}`.
     template: String,
+    methods: Vec<Served>,
     /// The methods it accepts, for `Allow`.
     allow: String,
+}
+
+/// What the router knows about a request before it runs.
+#[derive(Clone, Copy)]
+pub struct Matched<'a> {
+    /// The template of the route serving the path, if any.
+    pub template: Option<&'a str>,
+    /// The operation serving the path with this method, if any.
+    pub operation: Option<&'static Operation>,
+    /// The route serves user data (some operation on it needs a key), so
+    /// no answer on it may be cached.
+    pub private: bool,
 }
 
 #[derive(Clone)]
@@ -25,12 +45,15 @@ fn is_param(segment: &str) -> bool {
 impl RouteTable {
     /// The operations of `T`, plus `extra` paths served with GET only.
     pub fn new<T: OpenApi>(extra: &[&str]) -> Self {
-        let mut routes: Vec<(String, Vec<Method>)> = extra
+        let mut routes: Vec<(String, Vec<Served>)> = extra
             .iter()
-            .map(|path| ((*path).to_owned(), vec![Method::GET]))
+            .map(|path| ((*path).to_owned(), vec![(Method::GET, None)]))
             .collect();
         for path in T::meta().into_iter().flat_map(|api| api.paths) {
-            let methods = path.operations.iter().map(|op| op.method.clone());
+            let methods = path.operations.iter().map(|op| {
+                let operation = op.operation_id.and_then(operations::by_id);
+                (op.method.clone(), operation)
+            });
             match routes.iter_mut().find(|(known, _)| *known == path.path) {
                 Some((_, known)) => known.extend(methods),
                 None => routes.push((path.path, methods.collect())),
@@ -39,8 +62,8 @@ impl RouteTable {
         let routes = routes
             .into_iter()
             .map(|(path, mut methods)| {
-                if methods.contains(&Method::GET) {
-                    methods.push(Method::HEAD);
+                if let Some(get) = methods.iter().find(|(method, _)| *method == Method::GET) {
+                    methods.push((Method::HEAD, get.1));
                 }
                 let segments: Vec<String> = path.split('/').map(str::to_owned).collect();
                 let template = segments
@@ -53,12 +76,13 @@ impl RouteTable {
                     .join("/");
                 let allow = methods
                     .iter()
-                    .map(Method::as_str)
+                    .map(|(method, _)| method.as_str())
                     .collect::<Vec<_>>()
                     .join(", ");
                 KnownRoute {
                     segments,
                     template,
+                    methods,
                     allow,
                 }
             })
@@ -87,8 +111,27 @@ impl RouteTable {
         self.find(path).map(|route| route.allow.clone())
     }
 
-    /// The template serving `path`, such as `/user/{id}`.
-    pub fn template(&self, path: &str) -> Option<&str> {
-        self.find(path).map(|route| route.template.as_str())
+    /// The template and operation serving `method` on `path`.
+    pub fn matched(&self, method: &Method, path: &str) -> Matched<'_> {
+        let Some(route) = self.find(path) else {
+            return Matched {
+                template: None,
+                operation: None,
+                private: false,
+            };
+        };
+        let operation = route
+            .methods
+            .iter()
+            .find(|(known, _)| known == method)
+            .and_then(|(_, operation)| *operation);
+        Matched {
+            template: Some(&route.template),
+            operation,
+            private: route
+                .methods
+                .iter()
+                .any(|(_, operation)| operation.is_some_and(|op| op.authenticated)),
+        }
     }
 }

@@ -8,6 +8,8 @@ use poem::{endpoint::make_sync, web::Html, Endpoint, Response};
 use poem_openapi::{OpenApi, OpenApiService, Webhook};
 use serde_json::Value;
 
+use super::errors::ErrorCode;
+
 #[derive(Clone)]
 pub struct ApiSpec {
     json: Arc<str>,
@@ -22,6 +24,7 @@ impl ApiSpec {
             serde_json::from_str(&generated).expect("poem-openapi emits valid JSON");
         forbid_unknown_request_fields(&mut document);
         canonicalize_response_headers(&mut document);
+        describe_error_codes(&mut document);
         if let Some(root) = document.as_object_mut() {
             // An empty list would tell clients there is no server; absent means
             // "wherever this document was served from".
@@ -91,6 +94,28 @@ fn forbid_unknown_request_fields(document: &mut Value) {
             schema.insert("additionalProperties".into(), Value::Bool(false));
         }
     }
+}
+
+/// The `ErrorCode` schema lists every code with its status and meaning, from
+/// the table responses are built from.
+fn describe_error_codes(document: &mut Value) {
+    let Some(schema) = document.pointer_mut("/components/schemas/ErrorCode") else {
+        return;
+    };
+    let codes = ErrorCode::ALL
+        .iter()
+        .map(|code| {
+            format!(
+                "- `{}` ({}): {}",
+                code.name(),
+                code.status().as_u16(),
+                code.description()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let summary = schema["description"].as_str().unwrap_or_default();
+    schema["description"] = Value::String(format!("{summary}\n\n{codes}"));
 }
 
 /// Header names as HTTP documents spell them. poem-openapi upper-cases

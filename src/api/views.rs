@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use mongodb::bson;
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
@@ -12,7 +11,7 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
-use crate::store::UserRecord;
+use crate::domain::User;
 
 /// A point in time, as RFC 3339 in UTC with millisecond precision, such as
 /// `2026-01-31T09:30:00.000Z`.
@@ -22,12 +21,6 @@ pub struct Timestamp(DateTime<Utc>);
 impl From<DateTime<Utc>> for Timestamp {
     fn from(time: DateTime<Utc>) -> Self {
         Self(time)
-    }
-}
-
-impl From<bson::DateTime> for Timestamp {
-    fn from(time: bson::DateTime) -> Self {
-        Self(DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or_default())
     }
 }
 
@@ -95,10 +88,10 @@ pub struct UserView {
     pub version: i64,
 }
 
-impl From<UserRecord> for UserView {
-    fn from(user: UserRecord) -> Self {
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
         Self {
-            id: user.id.to_hex(),
+            id: user.id.to_string(),
             name: user.name,
             email: user.email,
             created_at: user.created_at.into(),
@@ -119,7 +112,7 @@ pub struct UserEnvelope {
 }
 
 impl UserEnvelope {
-    pub fn new(user: UserRecord, message: &str, status_code: u16) -> Self {
+    pub fn new(user: User, message: &str, status_code: u16) -> Self {
         Self {
             data: user.into(),
             message: message.to_owned(),

@@ -1,17 +1,23 @@
 //! Validated domain types. Each `parse` is the only way to build its type, so a
 //! value that exists is valid and nothing downstream checks it again.
 
+mod caller;
 mod email;
+mod idempotency_key;
 mod name;
 mod password;
+mod precondition;
 mod text;
 mod user;
 mod user_id;
 mod validation;
 
+pub use caller::Caller;
 pub use email::EmailAddress;
+pub use idempotency_key::IdempotencyKey;
 pub use name::UserName;
 pub use password::{Password, PasswordHash};
-pub use user::{NewUser, ProfileChanges};
+pub use precondition::Precondition;
+pub use user::{now_millis, NewUser, ProfileChanges, User};
 pub use user_id::UserId;
 pub use validation::{FieldError, ValidationErrors};

@@ -1,4 +1,43 @@
-use super::{EmailAddress, Password, UserName};
+use chrono::{DateTime, Utc};
+
+use super::{EmailAddress, Password, UserId, UserName};
+
+/// A user as the service knows it, password hash aside. `name` and `email`
+/// are as stored: users adopted from an older service may hold values that
+/// today's rules would refuse, and they are still served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    /// Moves forward with every write.
+    pub updated_at: DateTime<Utc>,
+    /// Starts at 1 and goes up by one with every write.
+    pub version: i64,
+}
+
+impl User {
+    /// A user about to be created now, at version 1.
+    pub fn new(id: UserId, name: &UserName, email: &EmailAddress) -> Self {
+        let now = now_millis();
+        Self {
+            id,
+            name: name.as_str().to_owned(),
+            email: email.as_str().to_owned(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+}
+
+/// The current time at the precision it is stored with (milliseconds), so a
+/// value the service holds equals the one it would read back.
+pub fn now_millis() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
 
 /// Everything needed to create a user.
 #[derive(Debug)]

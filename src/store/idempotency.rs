@@ -10,21 +10,32 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{error::is_duplicate_key, measured, StoreError, UserRecord};
+use super::{error::is_duplicate_key, measured, users::UserDocument, StoreError};
 use crate::{
-    domain::{PasswordHash, UserId},
+    domain::{PasswordHash, User, UserId},
     metrics::Metrics,
 };
 
 const COLLECTION: &str = "idempotency_keys";
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// What the first request with a key claimed, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RecordDocument {
+    #[serde(rename = "_id")]
+    id: String,
+    fingerprint: String,
+    password_hash: String,
+    user: UserDocument,
+    completed: bool,
+    created_at: DateTime,
+}
+
 /// What the first request with a key claimed: the user it was creating,
 /// and how to recognise a retry of that same request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct IdempotencyRecord {
     /// A digest of the caller and the key; never the key itself.
-    #[serde(rename = "_id")]
     pub id: String,
     /// A digest of the request's fields other than the password.
     pub fingerprint: String,
@@ -32,15 +43,29 @@ pub struct IdempotencyRecord {
     /// without keeping anything weaker than the user's own hash.
     pub password_hash: String,
     /// The user as created: the body a replay answers with.
-    pub user: UserRecord,
+    pub user: User,
     /// Whether the user is known to be stored.
     pub completed: bool,
-    pub created_at: DateTime,
+    /// Milliseconds since the claim was made.
+    pub age_ms: i64,
+}
+
+impl From<RecordDocument> for IdempotencyRecord {
+    fn from(record: RecordDocument) -> Self {
+        Self {
+            id: record.id,
+            fingerprint: record.fingerprint,
+            password_hash: record.password_hash,
+            user: record.user.into_user(),
+            completed: record.completed,
+            age_ms: DateTime::now().timestamp_millis() - record.created_at.timestamp_millis(),
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct IdempotencyStore {
-    records: Collection<IdempotencyRecord>,
+    records: Collection<RecordDocument>,
     metrics: Arc<Metrics>,
 }
 
@@ -80,7 +105,8 @@ impl IdempotencyStore {
         let find = self
             .records
             .find_one(doc! { "_id": id, "created_at": { "$gt": oldest } });
-        measured(&self.metrics, "idempotency.find", find).await
+        let found = measured(&self.metrics, "idempotency.find", find).await?;
+        Ok(found.map(IdempotencyRecord::from))
     }
 
     /// Claims the key for `record`; `false` when another request holds it.
@@ -88,14 +114,14 @@ impl IdempotencyStore {
         &self,
         id: &str,
         fingerprint: &str,
-        user: &UserRecord,
+        user: &User,
         password_hash: &PasswordHash,
     ) -> Result<bool, StoreError> {
-        let record = IdempotencyRecord {
+        let record = RecordDocument {
             id: id.to_owned(),
             fingerprint: fingerprint.to_owned(),
             password_hash: password_hash.as_str().to_owned(),
-            user: user.clone(),
+            user: UserDocument::new(user, None),
             completed: false,
             created_at: DateTime::now(),
         };
@@ -132,7 +158,7 @@ impl IdempotencyStore {
     pub async fn abandon(&self, stale: &IdempotencyRecord) -> Result<(), StoreError> {
         let abandon = self.records.delete_one(doc! {
             "_id": &stale.id,
-            "user._id": stale.user.id,
+            "user._id": stale.user.id.object_id(),
             "completed": false,
         });
         measured(&self.metrics, "idempotency.abandon", abandon).await?;

@@ -6,7 +6,7 @@ mod users;
 
 pub use error::StoreError;
 pub use idempotency::{IdempotencyRecord, IdempotencyStore};
-pub use users::{Expected, ListQuery, UserRecord, UserStore, UserUpdate, Written};
+pub use users::{ListQuery, UserStore, UserUpdate, Written};
 
 use std::{future::IntoFuture, time::Instant};
 

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use chrono::{DateTime as ChronoDateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::{
     bson::{doc, oid::ObjectId, DateTime, Document},
@@ -10,80 +11,59 @@ use serde::{Deserialize, Serialize};
 
 use super::{measured, StoreError};
 use crate::{
-    domain::{EmailAddress, PasswordHash, UserId, UserName},
+    domain::{EmailAddress, PasswordHash, Precondition, User, UserId, UserName},
     metrics::Metrics,
 };
 
 const COLLECTION: &str = "users";
 const EMAIL_INDEX: &str = "email_unique";
 
-/// A user as read: every read projects the password hash away, so it never
-/// leaves the database on a read path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserRecord {
-    #[serde(rename = "_id")]
-    pub id: ObjectId,
-    pub name: String,
-    pub email: String,
-    pub created_at: DateTime,
-    pub updated_at: DateTime,
-    /// Starts at 1 and goes up by one with every write.
-    pub version: i64,
-}
-
-impl UserRecord {
-    /// A user about to be created now.
-    pub fn new(id: UserId, name: &UserName, email: &EmailAddress) -> Self {
-        let now = DateTime::now();
-        Self {
-            id: id.object_id(),
-            name: name.as_str().to_owned(),
-            email: email.as_str().to_owned(),
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        }
-    }
-}
-
-/// A user as stored, hash included. Only ever written whole; reads project
-/// the hash away, except the one that checks credentials. (The fields are
-/// spelled out: bson's dates and ids do not survive `#[serde(flatten)]`.)
-#[derive(Serialize, Deserialize)]
-struct UserDocument {
+/// A user as stored. Reads project the hash away, except the one that checks
+/// credentials, so it is optional here. (The fields are spelled out: bson's
+/// dates and ids do not survive `#[serde(flatten)]`.)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct UserDocument {
     #[serde(rename = "_id")]
     id: ObjectId,
     name: String,
     email: String,
-    password_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_hash: Option<String>,
     created_at: DateTime,
     updated_at: DateTime,
     version: i64,
 }
 
+pub(super) fn to_bson_time(time: ChronoDateTime<Utc>) -> DateTime {
+    DateTime::from_millis(time.timestamp_millis())
+}
+
+pub(super) fn from_bson_time(time: DateTime) -> ChronoDateTime<Utc> {
+    ChronoDateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or_default()
+}
+
 impl UserDocument {
-    fn new(user: &UserRecord, password_hash: &PasswordHash) -> Self {
+    pub(super) fn new(user: &User, password_hash: Option<&PasswordHash>) -> Self {
         Self {
-            id: user.id,
+            id: user.id.object_id(),
             name: user.name.clone(),
             email: user.email.clone(),
-            password_hash: password_hash.as_str().to_owned(),
-            created_at: user.created_at,
-            updated_at: user.updated_at,
+            password_hash: password_hash.map(|hash| hash.as_str().to_owned()),
+            created_at: to_bson_time(user.created_at),
+            updated_at: to_bson_time(user.updated_at),
             version: user.version,
         }
     }
 
-    fn split(self) -> (UserRecord, String) {
-        let user = UserRecord {
-            id: self.id,
+    pub(super) fn into_user(self) -> User {
+        User {
+            id: UserId::from(self.id),
             name: self.name,
             email: self.email,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
+            created_at: from_bson_time(self.created_at),
+            updated_at: from_bson_time(self.updated_at),
             version: self.version,
-        };
-        (user, self.password_hash)
+        }
     }
 }
 
@@ -94,10 +74,6 @@ pub struct UserUpdate {
     pub email: Option<EmailAddress>,
     pub password_hash: Option<PasswordHash>,
 }
-
-/// A write's precondition on the stored version: `None` writes whatever the
-/// version is; otherwise the version must be one of these.
-pub type Expected = Option<Vec<i64>>;
 
 /// How a conditional write went.
 #[derive(Debug)]
@@ -121,7 +97,7 @@ pub struct ListQuery {
 
 #[derive(Clone)]
 pub struct UserStore {
-    users: Collection<UserRecord>,
+    users: Collection<UserDocument>,
     metrics: Arc<Metrics>,
 }
 
@@ -129,10 +105,10 @@ fn without_hash() -> Document {
     doc! { "password_hash": 0 }
 }
 
-/// The filter for "this user, at one of these versions".
-fn target(id: UserId, expected: &Expected) -> Document {
+/// The filter for "this user, if the precondition holds".
+fn target(id: UserId, precondition: &Precondition) -> Document {
     let mut filter = doc! { "_id": id.object_id() };
-    if let Some(versions) = expected {
+    if let Precondition::OneOf(versions) = precondition {
         filter.insert("version", doc! { "$in": versions.clone() });
     }
     filter
@@ -171,21 +147,26 @@ impl UserStore {
     /// lookup, decides who wins a race.
     pub async fn insert(
         &self,
-        user: &UserRecord,
+        user: &User,
         password_hash: &PasswordHash,
     ) -> Result<(), StoreError> {
-        let document = UserDocument::new(user, password_hash);
-        let users = self.users.clone_with_type::<UserDocument>();
-        measured(&self.metrics, "users.insert", users.insert_one(&document)).await?;
+        let document = UserDocument::new(user, Some(password_hash));
+        measured(
+            &self.metrics,
+            "users.insert",
+            self.users.insert_one(&document),
+        )
+        .await?;
         Ok(())
     }
 
-    pub async fn get(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let find = self
             .users
             .find_one(doc! { "_id": id.object_id() })
             .projection(without_hash());
-        measured(&self.metrics, "users.get", find).await
+        let found = measured(&self.metrics, "users.get", find).await?;
+        Ok(found.map(UserDocument::into_user))
     }
 
     /// The user with this email and their password hash: the one read that
@@ -193,17 +174,19 @@ impl UserStore {
     pub async fn credentials(
         &self,
         email: &EmailAddress,
-    ) -> Result<Option<(UserRecord, String)>, StoreError> {
-        let users = self.users.clone_with_type::<UserDocument>();
-        let find = users.find_one(doc! { "email": email.as_str() });
-        let document = measured(&self.metrics, "users.credentials", find).await?;
-        Ok(document.map(UserDocument::split))
+    ) -> Result<Option<(User, String)>, StoreError> {
+        let find = self.users.find_one(doc! { "email": email.as_str() });
+        let Some(mut document) = measured(&self.metrics, "users.credentials", find).await? else {
+            return Ok(None);
+        };
+        let hash = document.password_hash.take().unwrap_or_default();
+        Ok(Some((document.into_user(), hash)))
     }
 
     /// Up to `limit` users after the cursor, in `_id` order. The range on `_id`
     /// is answered from the `_id` index, so a deep page costs what the first
     /// one does: nothing is skipped.
-    pub async fn list(&self, query: ListQuery) -> Result<Vec<UserRecord>, StoreError> {
+    pub async fn list(&self, query: ListQuery) -> Result<Vec<User>, StoreError> {
         let mut filter = Document::new();
         if let Some(email) = &query.email {
             filter.insert("email", email.as_str());
@@ -217,22 +200,23 @@ impl UserStore {
             .projection(without_hash())
             .sort(doc! { "_id": 1 })
             .limit(i64::from(query.limit));
-        measured(&self.metrics, "users.list", async {
+        let documents: Vec<UserDocument> = measured(&self.metrics, "users.list", async {
             find.await?.try_collect().await
         })
-        .await
+        .await?;
+        Ok(documents.into_iter().map(UserDocument::into_user).collect())
     }
 
-    /// Applies `update` in one atomic find-and-modify, if the user is at an
-    /// expected version, and returns the new state. The version goes up by
-    /// one, and `updated_at` always moves forward, by at least a millisecond,
-    /// even when two writes share a clock tick.
+    /// Applies `update` in one atomic find-and-modify, if the precondition
+    /// holds, and returns the new state. The version goes up by one, and
+    /// `updated_at` always moves forward, by at least a millisecond, even
+    /// when two writes share a clock tick.
     pub async fn update(
         &self,
         id: UserId,
         update: UserUpdate,
-        expected: &Expected,
-    ) -> Result<Written<UserRecord>, StoreError> {
+        precondition: &Precondition,
+    ) -> Result<Written<User>, StoreError> {
         // A pipeline update reads `$`-prefixed strings as field paths, and a
         // bcrypt hash starts with `$`, so every value goes in as a literal.
         let mut set = Document::new();
@@ -252,18 +236,22 @@ impl UserStore {
         set.insert("version", doc! { "$add": ["$version", 1] });
         let modify = self
             .users
-            .find_one_and_update(target(id, expected), vec![doc! { "$set": set }])
+            .find_one_and_update(target(id, precondition), vec![doc! { "$set": set }])
             .projection(without_hash())
             .return_document(ReturnDocument::After);
         match measured(&self.metrics, "users.update", modify).await? {
-            Some(user) => Ok(Written::Done(user)),
+            Some(user) => Ok(Written::Done(user.into_user())),
             None => self.why_not_written(id).await,
         }
     }
 
-    /// Deletes a user if it is at an expected version.
-    pub async fn delete(&self, id: UserId, expected: &Expected) -> Result<Written<()>, StoreError> {
-        let delete = self.users.delete_one(target(id, expected));
+    /// Deletes a user if the precondition holds.
+    pub async fn delete(
+        &self,
+        id: UserId,
+        precondition: &Precondition,
+    ) -> Result<Written<()>, StoreError> {
+        let delete = self.users.delete_one(target(id, precondition));
         let result = measured(&self.metrics, "users.delete", delete).await?;
         if result.deleted_count == 1 {
             Ok(Written::Done(()))

@@ -1,19 +1,19 @@
 //! What the API does with users, independent of HTTP: hash passwords, then
-//! read and write through the store.
+//! read and write through the store. It takes and returns domain types only.
+
+mod idempotency;
 
 use std::{sync::Arc, time::Duration};
 
-use mongodb::bson::DateTime;
 use secrecy::SecretString;
 
 use crate::{
-    domain::{EmailAddress, NewUser, ProfileChanges, UserId},
+    domain::{
+        Caller, EmailAddress, IdempotencyKey, NewUser, Precondition, ProfileChanges, User, UserId,
+    },
     hashing::{HashingError, PasswordHasher},
     readiness::Readiness,
-    store::{
-        Expected, IdempotencyRecord, IdempotencyStore, ListQuery, StoreError, UserRecord,
-        UserStore, UserUpdate, Written,
-    },
+    store::{IdempotencyStore, ListQuery, StoreError, UserStore, UserUpdate, Written},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -62,25 +62,17 @@ fn written<T>(id: UserId, outcome: Written<T>) -> Result<T, UserError> {
 /// A page of users and, when more follow, the id to continue after.
 #[derive(Debug)]
 pub struct Page {
-    pub users: Vec<UserRecord>,
+    pub users: Vec<User>,
     pub next_after: Option<UserId>,
 }
 
 /// The outcome of a create.
 #[derive(Debug)]
 pub enum Created {
-    New(UserRecord),
+    New(User),
     /// A retry of an earlier request with the same idempotency key: the user
     /// that request created, as it was created.
-    Replayed(UserRecord),
-}
-
-/// An idempotency key as the service sees it: an id that already includes
-/// the caller, and a fingerprint of the request's non-secret fields.
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    pub id: String,
-    pub fingerprint: String,
+    Replayed(User),
 }
 
 #[derive(Clone)]
@@ -120,8 +112,11 @@ impl UserService {
         }
     }
 
+    /// Creates a user. With an idempotency key, a retry of the same request
+    /// by the same caller answers with the user the first one created.
     pub async fn create(
         &self,
+        caller: &Caller,
         user: NewUser,
         key: Option<IdempotencyKey>,
     ) -> Result<Created, UserError> {
@@ -129,87 +124,15 @@ impl UserService {
         match key {
             None => {
                 let hash = self.hasher.hash(&user.password).await?;
-                let record = UserRecord::new(UserId::generate(), &user.name, &user.email);
-                self.store.insert(&record, &hash).await?;
-                Ok(Created::New(record))
+                let created = User::new(UserId::generate(), &user.name, &user.email);
+                self.store.insert(&created, &hash).await?;
+                Ok(Created::New(created))
             }
-            Some(key) => self.create_once(user, key).await,
+            Some(key) => self.create_once(caller, user, &key).await,
         }
     }
 
-    /// Creates the user at most once per key: the first request claims the
-    /// key (a unique insert) with the user it is about to create; retries
-    /// find the claim and answer with that user.
-    async fn create_once(&self, user: NewUser, key: IdempotencyKey) -> Result<Created, UserError> {
-        // A second round happens only after losing a race for the claim or
-        // taking over an abandoned one.
-        for _ in 0..2 {
-            if let Some(claim) = self.idempotency.find(&key.id).await? {
-                match self.replay(&user, &key, claim).await? {
-                    Some(created) => return Ok(Created::Replayed(created)),
-                    None => continue,
-                }
-            }
-            let hash = self.hasher.hash(&user.password).await?;
-            let record = UserRecord::new(UserId::generate(), &user.name, &user.email);
-            if !self
-                .idempotency
-                .claim(&key.id, &key.fingerprint, &record, &hash)
-                .await?
-            {
-                continue;
-            }
-            return match self.store.insert(&record, &hash).await {
-                Ok(()) => {
-                    // If this fails the user still exists, and a retry finds
-                    // it through the claim; the create itself succeeded.
-                    if let Err(error) = self.idempotency.complete(&key.id).await {
-                        tracing::warn!(error = %error, "could not mark an idempotency key done");
-                    }
-                    Ok(Created::New(record))
-                }
-                Err(error) => {
-                    self.idempotency
-                        .release(&key.id, UserId::from(record.id))
-                        .await?;
-                    Err(error.into())
-                }
-            };
-        }
-        Err(UserError::IdempotencyKeyInProgress)
-    }
-
-    /// The answer to a retry: the original user when the request matches the
-    /// claim, `None` when the claim was abandoned and has been dropped.
-    async fn replay(
-        &self,
-        user: &NewUser,
-        key: &IdempotencyKey,
-        claim: IdempotencyRecord,
-    ) -> Result<Option<UserRecord>, UserError> {
-        let same_password = self
-            .hasher
-            .verify(user.password.secret(), Some(&claim.password_hash))
-            .await?;
-        if claim.fingerprint != key.fingerprint || !same_password {
-            return Err(UserError::IdempotencyKeyReused);
-        }
-        if claim.completed {
-            return Ok(Some(claim.user));
-        }
-        if self.store.get(UserId::from(claim.user.id)).await?.is_some() {
-            self.idempotency.complete(&claim.id).await?;
-            return Ok(Some(claim.user));
-        }
-        let age = DateTime::now().timestamp_millis() - claim.created_at.timestamp_millis();
-        if age > self.stale_claim.as_millis() as i64 {
-            self.idempotency.abandon(&claim).await?;
-            return Ok(None);
-        }
-        Err(UserError::IdempotencyKeyInProgress)
-    }
-
-    pub async fn get(&self, id: UserId) -> Result<UserRecord, UserError> {
+    pub async fn get(&self, id: UserId) -> Result<User, UserError> {
         self.store.get(id).await?.ok_or(UserError::NotFound(id))
     }
 
@@ -230,9 +153,7 @@ impl UserService {
             .await?;
         let more = users.len() > limit as usize;
         users.truncate(limit as usize);
-        let next_after = more
-            .then(|| users.last().map(|user| UserId::from(user.id)))
-            .flatten();
+        let next_after = more.then(|| users.last().map(|user| user.id)).flatten();
         Ok(Page { users, next_after })
     }
 
@@ -240,8 +161,8 @@ impl UserService {
         &self,
         id: UserId,
         changes: ProfileChanges,
-        expected: &Expected,
-    ) -> Result<UserRecord, UserError> {
+        precondition: &Precondition,
+    ) -> Result<User, UserError> {
         self.writable()?;
         let password_hash = match &changes.password {
             Some(password) => Some(self.hasher.hash(password).await?),
@@ -252,11 +173,11 @@ impl UserService {
             email: changes.email,
             password_hash,
         };
-        written(id, self.store.update(id, update, expected).await?)
+        written(id, self.store.update(id, update, precondition).await?)
     }
 
-    pub async fn delete(&self, id: UserId, expected: &Expected) -> Result<(), UserError> {
-        written(id, self.store.delete(id, expected).await?)
+    pub async fn delete(&self, id: UserId, precondition: &Precondition) -> Result<(), UserError> {
+        written(id, self.store.delete(id, precondition).await?)
     }
 
     /// The user whose email and password these are. An unknown email costs
@@ -266,7 +187,7 @@ impl UserService {
         &self,
         email: &EmailAddress,
         attempt: &SecretString,
-    ) -> Result<UserRecord, UserError> {
+    ) -> Result<User, UserError> {
         let found = self.store.credentials(email).await?;
         let matched = self
             .hasher
@@ -282,13 +203,9 @@ impl UserService {
     }
 
     /// Best effort: a failure leaves the old hash, which still verifies.
-    async fn upgrade_hash(&self, user: &UserRecord, old: &str, password: &SecretString) {
+    async fn upgrade_hash(&self, user: &User, old: &str, password: &SecretString) {
         let upgraded = match self.hasher.hash_secret(password).await {
-            Ok(new) => {
-                self.store
-                    .upgrade_hash(UserId::from(user.id), old, &new)
-                    .await
-            }
+            Ok(new) => self.store.upgrade_hash(user.id, old, &new).await,
             Err(error) => {
                 tracing::warn!(error = %error, "could not rehash a password");
                 return;
