@@ -2,7 +2,7 @@ use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{Reply, TestApp};
+use crate::helpers::{id, Reply, TestApp};
 
 async fn write(
     app: &TestApp,
@@ -29,10 +29,6 @@ async fn get_if_none_match(app: &TestApp, id: &str, tag: &str) -> Reply {
     .await
 }
 
-fn id(user: &Value) -> String {
-    user["id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn every_write_moves_the_version_and_the_etag() {
     let app = TestApp::spawn().await;
@@ -43,11 +39,11 @@ async fn every_write_moves_the_version_and_the_etag() {
     assert_eq!(read.header("etag"), Some("\"1\""));
     assert_eq!(read.data()["version"], 1);
 
-    let patched = app.patch_user(&id, json!({ "name": "Ada King" })).await;
+    let patched = app.patch_user(id, json!({ "name": "Ada King" })).await;
     assert_eq!(patched.header("etag"), Some("\"2\""));
     assert_eq!(patched.data()["version"], 2);
     let put = app
-        .put_user(&id, json!({ "name": "Ada", "email": "ada@example.com" }))
+        .put_user(id, json!({ "name": "Ada", "email": "ada@example.com" }))
         .await;
     assert_eq!(put.header("etag"), Some("\"3\""));
     assert_eq!(
@@ -65,7 +61,7 @@ async fn a_stale_if_match_is_412_and_changes_nothing() {
     let first = write(
         &app,
         Method::PATCH,
-        &id,
+        id,
         Some("\"1\""),
         Some(json!({ "name": "First" })),
     )
@@ -80,7 +76,7 @@ async fn a_stale_if_match_is_412_and_changes_nothing() {
         ),
         (Method::DELETE, None),
     ] {
-        let stale = write(&app, method.clone(), &id, Some("\"1\""), body).await;
+        let stale = write(&app, method.clone(), id, Some("\"1\""), body).await;
         stale.assert_error(412, "precondition_failed");
         assert_eq!(stale.header("etag"), Some("\"2\""), "{method}");
     }
@@ -92,7 +88,7 @@ async fn a_stale_if_match_is_412_and_changes_nothing() {
     let listed = write(
         &app,
         Method::PATCH,
-        &id,
+        id,
         Some("\"7\", \"2\""),
         Some(json!({ "name": "Third" })),
     )
@@ -101,13 +97,13 @@ async fn a_stale_if_match_is_412_and_changes_nothing() {
     write(
         &app,
         Method::PATCH,
-        &id,
+        id,
         Some("W/\"3\""),
         Some(json!({ "name": "Weak" })),
     )
     .await
     .assert_error(412, "precondition_failed");
-    let deleted = write(&app, Method::DELETE, &id, Some("\"3\""), None).await;
+    let deleted = write(&app, Method::DELETE, id, Some("\"3\""), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
 }
 
@@ -129,7 +125,7 @@ async fn of_two_writers_with_the_same_etag_exactly_one_wins() {
             write(
                 &app,
                 Method::PUT,
-                &id,
+                id,
                 Some(&tag),
                 Some(json!({ "name": name, "email": format!("ada{round}@example.com") })),
             )
@@ -153,7 +149,7 @@ async fn if_match_star_means_exists() {
     let reply = write(
         &app,
         Method::PATCH,
-        &id(&user),
+        id(&user),
         Some("*"),
         Some(json!({ "name": "Ada K" })),
     )
@@ -182,7 +178,7 @@ async fn a_malformed_if_match_is_400() {
         write(
             &app,
             Method::PATCH,
-            &id(&user),
+            id(&user),
             Some(tag),
             Some(json!({ "name": "x" })),
         )
@@ -201,16 +197,16 @@ async fn if_none_match_answers_304_when_nothing_changed() {
     let user = app.create_user("Ada", "ada@example.com").await;
     let id = id(&user);
     for tag in ["\"1\"", "W/\"1\"", "\"0\", \"1\"", "*"] {
-        let reply = get_if_none_match(&app, &id, tag).await;
+        let reply = get_if_none_match(&app, id, tag).await;
         assert_eq!(reply.status, StatusCode::NOT_MODIFIED, "{tag}");
         assert!(reply.text.is_empty());
         assert_eq!(reply.header("etag"), Some("\"1\""));
     }
-    app.patch_user(&id, json!({ "name": "Ada K" })).await;
-    let changed = get_if_none_match(&app, &id, "\"1\"").await;
+    app.patch_user(id, json!({ "name": "Ada K" })).await;
+    let changed = get_if_none_match(&app, id, "\"1\"").await;
     assert_eq!(changed.status, StatusCode::OK);
     assert_eq!(changed.data()["name"], "Ada K");
-    get_if_none_match(&app, &id, "nope")
+    get_if_none_match(&app, id, "nope")
         .await
         .assert_invalid(&["If-None-Match"]);
 }
@@ -228,18 +224,18 @@ async fn strict_mode_requires_if_match_on_writes() {
         ),
         (Method::DELETE, None),
     ] {
-        let reply = write(&app, method, &id, None, body).await;
+        let reply = write(&app, method, id, None, body).await;
         reply.assert_error(428, "precondition_required");
     }
     let reply = write(
         &app,
         Method::PATCH,
-        &id,
+        id,
         Some("\"1\""),
         Some(json!({ "name": "Ada K" })),
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
-    let reply = write(&app, Method::DELETE, &id, Some("*"), None).await;
+    let reply = write(&app, Method::DELETE, id, Some("*"), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
 }

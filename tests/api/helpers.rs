@@ -1,4 +1,7 @@
-use std::{collections::HashMap, net::Ipv4Addr, sync::LazyLock, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Once},
+};
 
 use mongodb::{
     bson::{doc, oid::ObjectId, Document},
@@ -9,11 +12,7 @@ use reqwest::{
     Method, RequestBuilder, StatusCode,
 };
 use serde_json::{json, Value};
-use user_api::{
-    config::{Config, DatabaseConfig, LimitsConfig, SecurityConfig},
-    startup::Application,
-    telemetry::LogFormat,
-};
+use user_api::{config::Config, startup::Application};
 
 pub const PASSWORD: &str = "Password@123";
 pub const API_KEY: &str = "test-api-key-0123456789abcdefghijklmnop";
@@ -38,41 +37,47 @@ pub struct TestApp {
     pub db: Database,
 }
 
-/// The configuration tests start from: two API keys, bcrypt at its cheapest,
-/// and the production limits.
+/// The configuration tests start from: the service's own defaults, parsed
+/// by its own parser, with only what isolates a test overridden: its
+/// database, a free port on loopback, two API keys, and bcrypt at its
+/// cheapest so tests run fast.
 pub fn test_config(database: &str) -> Config {
-    Config {
-        mongo_uri: format!("{}/{database}", mongo_uri()),
-        host: Ipv4Addr::LOCALHOST.into(),
-        port: 0,
-        bcrypt_cost: 4,
-        log_filter: "warn".into(),
-        log_format: LogFormat::Text,
-        shutdown_grace_secs: 10,
-        require_if_match: false,
-        database: DatabaseConfig {
-            server_selection_timeout_ms: 3_000,
-            connect_timeout_ms: 3_000,
-            max_pool_size: 50,
-            min_pool_size: 0,
-        },
-        security: SecurityConfig {
-            api_keys: vec![API_KEY.into(), OTHER_API_KEY.into()],
-            auth_disabled: false,
-            trusted_proxies: Vec::new(),
-            cors_origins: Vec::new(),
-        },
-        limits: LimitsConfig {
-            rate_limit_writes: 600,
-            rate_limit_verify: 60,
-            rate_limit_verify_per_email: 10,
-            rate_limit_window: Duration::from_secs(60),
-            hash_concurrency: None,
-            hash_queue_max: 1024,
-            hash_queue_wait_ms: 10_000,
-            request_timeout_ms: 15_000,
-        },
-    }
+    let uri = format!("{}/{database}", mongo_uri());
+    let keys = format!("{API_KEY},{OTHER_API_KEY}");
+    Config::from_flags([
+        "user-api",
+        "--mongo-uri",
+        &uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--api-keys",
+        &keys,
+        "--bcrypt-cost",
+        "4",
+    ])
+    .expect("the test flags are valid")
+}
+
+/// With `TEST_LOG=1`, the in-process apps' logs (at `RUST_LOG`, or `info`)
+/// go to the test output, so the cause of a 500 is visible.
+fn show_logs_if_asked() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+/// A user's id, from its representation.
+pub fn id(user: &Value) -> &str {
+    user["id"].as_str().expect("a user has an id")
 }
 
 pub fn fresh_database() -> String {
@@ -157,6 +162,7 @@ impl TestApp {
 
     /// An app on `database`, which another app may be using too.
     pub async fn spawn_on(database: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        show_logs_if_asked();
         let mut config = test_config(database);
         adjust(&mut config);
         let app = Application::build(&config)
@@ -357,12 +363,7 @@ fn documented_statuses(method: &Method, path: &str) -> Option<Vec<u16>> {
         }
         operations
     });
-    let segments: Vec<&str> = path.split('/').collect();
-    let template = match segments.as_slice() {
-        ["", "user", "verify"] => path.to_owned(),
-        ["", "user", id] if !id.is_empty() => "/user/{id}".to_owned(),
-        _ => path.to_owned(),
-    };
+    let template = user_api::api::route_template(path)?;
     let method = if *method == Method::HEAD {
         "GET".to_owned()
     } else {

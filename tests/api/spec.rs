@@ -125,3 +125,33 @@ fn request_bodies_forbid_unknown_fields() {
         1
     );
 }
+
+/// The README's table of error codes says what the code says: every code,
+/// each with its status.
+#[test]
+fn the_readme_lists_every_error_code_with_its_status() {
+    let readme = include_str!("../../README.md");
+    let rows: Vec<(String, u16)> = readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let status = cells.get(2)?.parse().ok()?;
+            Some((code.to_owned(), status))
+        })
+        .collect();
+    for code in user_api::api::ErrorCode::ALL {
+        let documented: Vec<u16> = rows
+            .iter()
+            .filter(|(name, _)| *name == code.name())
+            .map(|(_, status)| *status)
+            .collect();
+        assert_eq!(
+            documented,
+            vec![code.status().as_u16()],
+            "README's row for `{}`",
+            code.name()
+        );
+    }
+    assert_eq!(rows.len(), user_api::api::ErrorCode::ALL.len(), "{rows:?}");
+}

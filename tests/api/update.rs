@@ -1,12 +1,8 @@
 use futures::future::join_all;
 use reqwest::{header::CONTENT_TYPE, Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::helpers::{TestApp, PASSWORD};
-
-fn id(user: &Value) -> &str {
-    user["id"].as_str().unwrap()
-}
+use crate::helpers::{id, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn put_replaces_the_profile_and_keeps_the_password_when_omitted() {
