@@ -61,20 +61,24 @@ impl Edge {
         request: Request,
     ) -> poem::Result<Response> {
         let started = Instant::now();
-        let method = request.method().clone();
+        let method = method_label(request.method());
         let path = request.uri().path().to_owned();
         let request_id = request_id(&request);
-        let matched = self.routes.matched(&method, &path);
+        let matched = self.routes.matched(request.method(), &path);
         let route = matched.template.unwrap_or("unmatched");
-        let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
-        let served = self
-            .serve(endpoint.as_ref(), request, matched.operation)
-            .instrument(span.clone())
-            .await;
+        let span = tracing::info_span!("request", request_id = %request_id, method, route);
+        let served = match method {
+            OTHER_METHOD => Err(ApiError::MethodNotImplemented.into()),
+            _ => {
+                self.serve(endpoint.as_ref(), request, matched.operation)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
         let _entered = span.enter();
         let mut response = match served {
             Ok(response) => response,
-            Err(error) => errors::render(error, &method, &path, self.routes.allow_header(&path)),
+            Err(error) => errors::render(error, method, &path, self.routes.allow_header(&path)),
         };
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
@@ -92,8 +96,7 @@ impl Edge {
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             "{method} {route} {status}"
         );
-        self.metrics
-            .observe_request(method.as_str(), route, status, elapsed);
+        self.metrics.observe_request(method, route, status, elapsed);
         Ok(response)
     }
 
@@ -117,6 +120,27 @@ impl Edge {
             .into()),
         }
     }
+}
+
+/// How logs and metrics name a method that is not one of those below.
+const OTHER_METHOD: &str = "other";
+
+/// The request's method from a fixed set, so nothing a client sends as a
+/// method (hyper accepts any token) becomes a label, a log field or a map
+/// key.
+fn method_label(method: &Method) -> &'static str {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .iter()
+    .find(|known| *known == method)
+    .map_or(OTHER_METHOD, Method::as_str)
 }
 
 /// The caller's `X-Request-Id` when it is short and plain enough to log

@@ -16,7 +16,7 @@ use std::{
 
 use poem::{
     error::{MethodNotAllowedError, NotFoundError, ReadBodyError, ResponseError},
-    http::{header, HeaderName, Method, StatusCode},
+    http::{header, HeaderName, StatusCode},
     IntoResponse, Response,
 };
 use poem_openapi::{
@@ -50,6 +50,7 @@ pub enum ErrorCode {
     EmailTaken,
     UnsupportedMediaType,
     MethodNotAllowed,
+    MethodNotImplemented,
     Unauthorized,
     InvalidCredentials,
     PayloadTooLarge,
@@ -82,7 +83,7 @@ struct CodeSpec {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::ValidationFailed,
         Self::MalformedJson,
         Self::InvalidId,
@@ -90,6 +91,7 @@ impl ErrorCode {
         Self::EmailTaken,
         Self::UnsupportedMediaType,
         Self::MethodNotAllowed,
+        Self::MethodNotImplemented,
         Self::Unauthorized,
         Self::InvalidCredentials,
         Self::PayloadTooLarge,
@@ -144,6 +146,12 @@ impl ErrorCode {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "The path exists, but not with this method; `Allow` lists the ones it takes.",
                 &[Allow],
+            ),
+            Self::MethodNotImplemented => (
+                StatusCode::NOT_IMPLEMENTED,
+                "The request method is not one this server implements: GET, HEAD, POST, PUT, \
+                 PATCH, DELETE or OPTIONS.",
+                &[],
             ),
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
@@ -372,13 +380,15 @@ pub enum ApiError {
     #[error("email: another user already has this email")]
     EmailTaken,
     #[error("no route matches {method} {path}")]
-    RouteNotFound { method: Method, path: String },
+    RouteNotFound { method: &'static str, path: String },
     #[error("{method} is not allowed on {path}; allowed: {allow}")]
     MethodNotAllowed {
-        method: Method,
+        method: &'static str,
         path: String,
         allow: String,
     },
+    #[error("this server does not implement the request's method")]
+    MethodNotImplemented,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
@@ -418,6 +428,7 @@ impl ApiError {
             Self::UserNotFound(_) | Self::RouteNotFound { .. } => ErrorCode::NotFound,
             Self::EmailTaken => ErrorCode::EmailTaken,
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            Self::MethodNotImplemented => ErrorCode::MethodNotImplemented,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
@@ -536,13 +547,19 @@ impl From<UserError> for ApiError {
 /// Turns any error that reached the edge of the app into the envelope. Errors
 /// raised by poem or poem-openapi (no route, wrong method, wrong content type)
 /// are classified here; the service's own errors render themselves.
-pub fn render(error: poem::Error, method: &Method, path: &str, allow: Option<String>) -> Response {
+/// `method` is the request's method as a label from a fixed set.
+pub fn render(
+    error: poem::Error,
+    method: &'static str,
+    path: &str,
+    allow: Option<String>,
+) -> Response {
     to_api_error(error, method, path, allow).as_response()
 }
 
 fn to_api_error(
     error: poem::Error,
-    method: &Method,
+    method: &'static str,
     path: &str,
     allow: Option<String>,
 ) -> ApiError {
@@ -552,13 +569,13 @@ fn to_api_error(
     };
     if error.is::<NotFoundError>() {
         return ApiError::RouteNotFound {
-            method: method.clone(),
+            method,
             path: path.to_owned(),
         };
     }
     if error.is::<MethodNotAllowedError>() {
         return ApiError::MethodNotAllowed {
-            method: method.clone(),
+            method,
             path: path.to_owned(),
             allow: allow.unwrap_or_default(),
         };
@@ -713,15 +730,16 @@ mod tests {
             ApiError::InvalidId("bad".into()),
             ApiError::UserNotFound(UserId::generate()),
             ApiError::RouteNotFound {
-                method: Method::GET,
+                method: "GET",
                 path: "/x".into(),
             },
             ApiError::EmailTaken,
             ApiError::MethodNotAllowed {
-                method: Method::PUT,
+                method: "PUT",
                 path: "/ping".into(),
                 allow: "GET, HEAD".into(),
             },
+            ApiError::MethodNotImplemented,
             ApiError::UnsupportedMediaType("text/plain".into()),
             ApiError::Unauthorized,
             ApiError::InvalidCredentials,

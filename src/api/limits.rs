@@ -89,7 +89,7 @@ impl RateLimits {
         request: &Request,
         caller: Option<Caller>,
     ) -> Result<(), ApiError> {
-        let ip = self.client_ip(request);
+        let ip = self.client_ip(request).map(network_of);
         match budget {
             Budget::Free => Ok(()),
             Budget::Verify => ip.map_or(Ok(()), |ip| self.verify_by_ip.check(&ip)),
@@ -151,6 +151,19 @@ impl RateLimits {
     }
 }
 
+/// The key a client's address is counted under. An IPv6 client usually has a
+/// whole /64 to pick addresses from, so it is counted by that /64: neither
+/// its budget nor the limiter's memory grows with the addresses it uses.
+fn network_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, ..] = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 fn spawn_cleanup(limits: Weak<RateLimits>, every: Duration) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
@@ -180,6 +193,17 @@ mod tests {
             other => panic!("expected a rate limit, got {other:?}"),
         }
         assert!(limiter.check(&2).is_ok(), "buckets are per key");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(network_of(a), network_of(b));
+        assert_ne!(network_of(a), network_of(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(network_of(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 
     #[test]

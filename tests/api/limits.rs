@@ -346,3 +346,33 @@ async fn cors_is_off_unless_origins_are_listed() {
     assert_eq!(other.status, StatusCode::OK);
     assert!(other.header("access-control-allow-origin").is_none());
 }
+
+/// An IPv6 client can pick any address in its /64; the limit counts the /64.
+#[tokio::test]
+async fn ipv6_addresses_of_one_64_share_a_budget() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.rate_limit_writes = 2;
+        config.security.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let post = |client_ip: &str, i: usize| {
+        app.send(
+            app.builder(Method::POST, "/user")
+                .header("x-forwarded-for", client_ip.to_owned())
+                .json(&new_user(i)),
+        )
+    };
+    assert_eq!(post("2001:db8:0:1::1", 0).await.status, StatusCode::CREATED);
+    assert_eq!(post("2001:db8:0:1::2", 1).await.status, StatusCode::CREATED);
+    assert_rate_limited(&post("2001:db8:0:1:ffff::3", 2).await);
+    // Another /64, with another API key (the first key's budget is spent too).
+    let other = app
+        .send(
+            app.anonymous(Method::POST, "/user")
+                .bearer_auth(OTHER_API_KEY)
+                .header("x-forwarded-for", "2001:db8:0:2::1")
+                .json(&new_user(3)),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED);
+}

@@ -172,8 +172,20 @@ async fn json_logs_parse_and_access_lines_name_route_templates() {
         .send()
         .await
         .unwrap();
+    let made_up = format!("MADEUP{}", "Q".repeat(500));
+    let refused = client
+        .request(
+            Method::from_bytes(made_up.as_bytes()).unwrap(),
+            format!("{base}/user"),
+        )
+        .header("x-request-id", "made-up-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::NOT_IMPLEMENTED);
 
     let logs = server.logs();
+    assert!(!logs.contains("MADEUP"), "a made-up method reached the log");
     let lines: Vec<Value> = logs
         .lines()
         .filter(|line| !line.trim().is_empty())
@@ -194,6 +206,9 @@ async fn json_logs_parse_and_access_lines_name_route_templates() {
     assert_eq!(read["span"]["route"], "/user/{id}");
     assert_eq!(read["span"]["method"], "GET");
     assert!(read["latency_ms"].as_f64().is_some());
+    let other = by_request["made-up-1"];
+    assert_eq!(other["span"]["method"], "other");
+    assert_eq!(other["status"], 501);
     for line in &access {
         let text = line.to_string();
         assert!(!text.contains(&id), "{text}");

@@ -55,3 +55,44 @@ async fn head_is_served_for_get_routes() {
     let reply = app.request(Method::HEAD, "/ping", None).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+/// hyper accepts any token as a method. A made-up one is refused with 501,
+/// and is counted and logged as `other`: nothing a client sends as a method
+/// becomes a metric label (which would grow /metrics, and memory, without
+/// bound).
+#[tokio::test]
+async fn made_up_methods_are_501_and_never_become_labels() {
+    let app = TestApp::spawn().await;
+    let long = "M".repeat(2_000);
+    for i in 0..200 {
+        let method = Method::from_bytes(format!("X{i}{long}").as_bytes()).unwrap();
+        for path in ["/user", "/ping", "/nowhere"] {
+            let reply = app.send(app.anonymous(method.clone(), path)).await;
+            reply.assert_error(501, "method_not_implemented");
+            assert!(!reply.text.contains(&long), "the method is not echoed");
+        }
+    }
+    for standard_but_unserved in [Method::TRACE, Method::CONNECT] {
+        let reply = app
+            .send(app.anonymous(standard_but_unserved, "/ping"))
+            .await;
+        reply.assert_error(501, "method_not_implemented");
+    }
+    let scrape = app.send(app.anonymous(Method::GET, "/metrics")).await;
+    assert!(
+        !scrape.text.contains(&long[..100]),
+        "a method became a label"
+    );
+    assert!(
+        scrape.text.len() < 32 * 1024,
+        "/metrics grew to {} bytes",
+        scrape.text.len()
+    );
+    assert!(
+        scrape
+            .text
+            .contains(r#"http_requests_total{method="other",route="/user",status="501"} 200"#),
+        "{}",
+        scrape.text
+    );
+}
