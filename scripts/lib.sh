@@ -40,6 +40,18 @@ ensure_venv() {
   echo "$wanted" >"$stamp"
 }
 
+# ensure_command COMMAND PACKAGE: installs Debian's PACKAGE when COMMAND is
+# missing (refreshing the package lists once if the first try fails).
+ensure_command() {
+  local command="$1" package="$2" sudo=""
+  command -v "$command" >/dev/null 2>&1 && return 0
+  log "Installing $package from Debian's packages ..."
+  [[ "$(id -u)" == 0 ]] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q "$package" >/dev/null 2>&1 ||
+    { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "$package" >/dev/null; }
+}
+
 # SecantusDB, the local MongoDB-compatible server, in .local/venv.
 ensure_db_installed() {
   ensure_venv "$VENV" "$ROOT/scripts/requirements-db.txt" "SecantusDB (a local MongoDB-compatible server)"

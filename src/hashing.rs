@@ -1,11 +1,18 @@
-//! bcrypt on tokio's blocking pool, so a hash (tens to hundreds of
-//! milliseconds of CPU) never stalls the async workers serving other
-//! requests. At most `concurrency` jobs run at once; a bounded number wait,
-//! for a bounded time; past either bound the job is refused as busy.
+//! Password hashing and verification on tokio's blocking pool, so a hash
+//! (tens to hundreds of milliseconds of CPU) never stalls the async workers
+//! serving other requests. At most `concurrency` jobs run at once; a bounded
+//! number wait, for a bounded time; past either bound the job is refused as
+//! busy.
+//!
+//! A verification that fails takes no less than a floor: the time of a
+//! bcrypt check at the configured cost, measured at startup, raised to the
+//! slowest failed check seen since (up to [`MAX_FLOOR`]). So a wrong password
+//! and an unknown email take the same time, whatever the stored hash's
+//! format or cost. The padding is a sleep: it costs no CPU.
 
 use std::{
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -16,9 +23,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tracing::Span;
 
 use crate::{
-    domain::{Password, PasswordHash},
+    domain::{Password, StoredHash},
     metrics::Metrics,
 };
+
+/// Failed verifications are not padded past this: a stored hash slower than
+/// this to check still shows in the timing of its failures.
+pub const MAX_FLOOR: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashingError {
@@ -45,7 +56,9 @@ pub struct PasswordHasher {
     waiting: Arc<AtomicUsize>,
     /// Verified against when an email is unknown, so that answer takes as
     /// long as a wrong password does.
-    dummy_hash: Arc<str>,
+    dummy_hash: Arc<StoredHash>,
+    /// The least time a failed verification takes, in nanoseconds.
+    floor_nanos: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
 
@@ -70,34 +83,48 @@ impl Drop for Queued<'_> {
     }
 }
 
+/// What a verification found, and when its work began.
+struct Checked {
+    matched: bool,
+    started: Instant,
+    took: Duration,
+}
+
 impl PasswordHasher {
-    /// Builds the hasher, computing its dummy hash at `cost` (once, here).
+    /// Builds the hasher: makes its dummy hash at `cost` (once, here) and
+    /// takes the time that took as the first floor for failed checks.
     pub async fn new(
         cost: u32,
         limits: HashingLimits,
         metrics: Arc<Metrics>,
     ) -> Result<Self, HashingError> {
-        let dummy_hash = tokio::task::spawn_blocking(move || {
-            bcrypt::hash("not a real password, only here for timing", cost)
+        let (dummy_hash, took) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let hash = bcrypt::hash("not a real password, only here for timing", cost);
+            (hash, started.elapsed())
         })
-        .await??;
-        Ok(Self {
+        .await?;
+        let hasher = Self {
             cost,
             limits,
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
-            dummy_hash: dummy_hash.into(),
+            dummy_hash: Arc::new(StoredHash::from_bcrypt(dummy_hash?, cost)),
+            floor_nanos: Arc::new(AtomicU64::new(0)),
             metrics,
-        })
+        };
+        hasher.raise_floor(took);
+        Ok(hasher)
     }
 
-    pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashingError> {
+    pub async fn hash(&self, password: &Password) -> Result<StoredHash, HashingError> {
         self.hash_secret(password.secret()).await
     }
 
-    /// Hashes a password that already verified against a stored hash (and so
-    /// is at most 72 bytes), to store it again at the current cost.
-    pub async fn hash_secret(&self, secret: &SecretString) -> Result<PasswordHash, HashingError> {
+    /// Hashes a password with bcrypt at the configured cost. The secret is
+    /// at most 72 bytes: a new password by policy, or one that verified
+    /// against bcrypt, or is checked by the caller.
+    pub async fn hash_secret(&self, secret: &SecretString) -> Result<StoredHash, HashingError> {
         let cost = self.cost;
         let secret = secret.clone();
         // At most 72 bytes, all of which bcrypt uses: only the terminating NUL
@@ -106,32 +133,64 @@ impl PasswordHasher {
         let hash = self
             .run(move || bcrypt::hash(secret.expose_secret(), cost))
             .await??;
-        Ok(PasswordHash::new(hash))
+        Ok(StoredHash::from_bcrypt(hash, cost))
     }
 
-    /// Whether `attempt` matches `hash`. With no hash (unknown account) it
-    /// checks against the dummy hash and answers `false`, taking the same
-    /// time. Attempts over 72 bytes never match: no stored password is that
-    /// long, and bcrypt would compare only their first 72 bytes.
+    /// Whether `attempt` matches `stored`. With no hash (unknown account) it
+    /// checks against the dummy hash and answers `false`. An attempt
+    /// containing NUL never matches: C-based hashers stop at it, so it could
+    /// only ever match a prefix. A failed check takes at least the floor.
     pub async fn verify(
         &self,
         attempt: &SecretString,
-        hash: Option<&str>,
+        stored: Option<&StoredHash>,
     ) -> Result<bool, HashingError> {
-        let too_long = attempt.expose_secret().len() > Password::MAX_BYTES;
-        let real = hash.filter(|_| !too_long);
-        let target: Arc<str> = real.map_or_else(|| self.dummy_hash.clone(), Arc::from);
+        let usable = !attempt.expose_secret().contains('\0');
+        let real = stored.filter(|_| usable).cloned();
+        let target = real
+            .clone()
+            .map_or_else(|| self.dummy_hash.clone(), Arc::new);
+        let format = if real.is_some() {
+            target.format()
+        } else {
+            "dummy"
+        };
         let attempt = attempt.clone();
-        let matched = self
-            .run(move || bcrypt::verify(attempt.expose_secret(), &target))
-            .await??;
-        Ok(matched && real.is_some())
+        let checked = self
+            .run(move || {
+                let started = Instant::now();
+                let matched = target.verify(attempt.expose_secret().as_bytes());
+                Checked {
+                    matched,
+                    started,
+                    took: started.elapsed(),
+                }
+            })
+            .await?;
+        self.metrics.count_password_verification(format);
+        let matched = checked.matched && real.is_some();
+        if !matched {
+            self.raise_floor(checked.took);
+            tokio::time::sleep_until((checked.started + self.floor()).into()).await;
+        }
+        Ok(matched)
     }
 
-    /// Whether `hash` was made at a lower cost than the one configured now.
-    pub fn needs_rehash(&self, hash: &str) -> bool {
-        hash.parse::<bcrypt::HashParts>()
-            .is_ok_and(|parts| parts.get_cost() < self.cost)
+    /// Whether `hash` should be replaced by bcrypt at the configured cost.
+    pub fn needs_upgrade(&self, hash: &StoredHash) -> bool {
+        hash.needs_upgrade(self.cost)
+    }
+
+    /// The least time a failed verification takes now.
+    pub fn floor(&self) -> Duration {
+        Duration::from_nanos(self.floor_nanos.load(Ordering::Relaxed))
+    }
+
+    fn raise_floor(&self, took: Duration) {
+        let nanos = took.min(MAX_FLOOR).as_nanos() as u64;
+        let previous = self.floor_nanos.fetch_max(nanos, Ordering::Relaxed);
+        self.metrics
+            .set_verify_floor(Duration::from_nanos(previous.max(nanos)));
     }
 
     /// Jobs waiting for a slot right now.
@@ -145,8 +204,8 @@ impl PasswordHasher {
     ) -> Result<T, HashingError> {
         let permit = self.acquire().await?;
         let span = Span::current();
-        // The permit moves into the job: a slot stays taken while bcrypt runs,
-        // even if the request that asked for it has gone away.
+        // The permit moves into the job: a slot stays taken while the hash
+        // runs, even if the request that asked for it has gone away.
         Ok(tokio::task::spawn_blocking(move || {
             let _permit = permit;
             span.in_scope(job)
@@ -209,8 +268,8 @@ mod tests {
         assert!(hash.as_str().starts_with("$2b$04$"), "{}", hash.as_str());
         let right = SecretString::from("Password@123");
         let wrong = SecretString::from("Password@124");
-        assert!(hasher.verify(&right, Some(hash.as_str())).await.unwrap());
-        assert!(!hasher.verify(&wrong, Some(hash.as_str())).await.unwrap());
+        assert!(hasher.verify(&right, Some(&hash)).await.unwrap());
+        assert!(!hasher.verify(&wrong, Some(&hash)).await.unwrap());
     }
 
     #[tokio::test]
@@ -225,14 +284,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_attempt_over_72_bytes_never_matches() {
+    async fn an_attempt_over_72_bytes_never_matches_bcrypt() {
         let hasher = hasher().await;
         let full = format!("Aa1!{}", "x".repeat(68));
         let hash = hasher.hash(&password(&full)).await.unwrap();
         // bcrypt alone would accept this: it ignores bytes past the 72nd.
         let longer = SecretString::from(format!("{full}extra"));
         assert!(bcrypt::verify(longer.expose_secret(), hash.as_str()).unwrap());
-        assert!(!hasher.verify(&longer, Some(hash.as_str())).await.unwrap());
+        assert!(!hasher.verify(&longer, Some(&hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_attempt_with_nul_never_matches() {
+        let hasher = hasher().await;
+        let hash = hasher.hash(&password("Abcdef1!")).await.unwrap();
+        // bcrypt repeats the key cyclically; after a NUL the repetition
+        // lines up with the stored password's.
+        let trick = SecretString::from("Abcdef1!\0Abcdef1!");
+        assert!(!hasher.verify(&trick, Some(&hash)).await.unwrap());
     }
 
     #[tokio::test]
@@ -243,12 +312,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn knows_when_a_hash_is_below_the_configured_cost() {
+    async fn a_failure_takes_at_least_the_floor_and_raises_it() {
+        let hasher = hasher().await;
+        let floor = hasher.floor();
+        assert!(floor > Duration::ZERO);
+        let started = Instant::now();
+        let wrong = SecretString::from("Password@124");
+        assert!(!hasher.verify(&wrong, None).await.unwrap());
+        assert!(started.elapsed() >= floor);
+        hasher.raise_floor(Duration::from_millis(40));
+        assert!(hasher.floor() >= Duration::from_millis(40));
+        let started = Instant::now();
+        assert!(!hasher.verify(&wrong, None).await.unwrap());
+        assert!(started.elapsed() >= Duration::from_millis(40));
+        hasher.raise_floor(Duration::from_secs(60));
+        assert_eq!(hasher.floor(), MAX_FLOOR);
+    }
+
+    #[tokio::test]
+    async fn knows_when_a_hash_should_be_upgraded() {
         let hasher = hasher_with(5, limits(1, 8, 10_000)).await;
-        let old = bcrypt::hash("Password@123", 4).unwrap();
-        let current = bcrypt::hash("Password@123", 5).unwrap();
-        assert!(hasher.needs_rehash(&old));
-        assert!(!hasher.needs_rehash(&current));
+        let old = StoredHash::parse(&bcrypt::hash("Password@123", 4).unwrap()).unwrap();
+        let current = StoredHash::parse(&bcrypt::hash("Password@123", 5).unwrap()).unwrap();
+        assert!(hasher.needs_upgrade(&old));
+        assert!(!hasher.needs_upgrade(&current));
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! Prometheus metrics, exposed as text at `GET /metrics`: requests by route
 //! template and status, database operations, and the password-hashing queue.
 
-use std::time::Duration;
+use std::{sync::atomic::AtomicU64, time::Duration};
 
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
@@ -26,6 +26,11 @@ struct DatabaseLabels {
     operation: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FormatLabels {
+    format: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -36,6 +41,8 @@ pub struct Metrics {
     database_seconds: HistogramFamily<DatabaseLabels>,
     hash_queue_depth: Gauge,
     hash_wait_seconds: Histogram,
+    password_verifications: Family<FormatLabels, Counter>,
+    verify_floor_seconds: Gauge<f64, AtomicU64>,
 }
 
 /// From 0.5 ms to about 16 s: covers a cached read and a saturated queue.
@@ -54,6 +61,8 @@ impl Default for Metrics {
             HistogramFamily::<DatabaseLabels>::new_with_constructor(latency_histogram);
         let hash_queue_depth = Gauge::default();
         let hash_wait_seconds = latency_histogram();
+        let password_verifications = Family::<FormatLabels, Counter>::default();
+        let verify_floor_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route template and status",
@@ -84,6 +93,16 @@ impl Default for Metrics {
             "Time bcrypt jobs waited for a free slot",
             hash_wait_seconds.clone(),
         );
+        registry.register(
+            "password_verifications",
+            "Password checks run, by stored hash format (`dummy` for unknown emails)",
+            password_verifications.clone(),
+        );
+        registry.register(
+            "password_verify_floor_seconds",
+            "The least time a failed password check takes",
+            verify_floor_seconds.clone(),
+        );
         Self {
             registry,
             requests,
@@ -92,6 +111,8 @@ impl Default for Metrics {
             database_seconds,
             hash_queue_depth,
             hash_wait_seconds,
+            password_verifications,
+            verify_floor_seconds,
         }
     }
 }
@@ -134,6 +155,16 @@ impl Metrics {
 
     pub fn observe_hash_wait(&self, waited: Duration) {
         self.hash_wait_seconds.observe(waited.as_secs_f64());
+    }
+
+    pub fn count_password_verification(&self, format: &'static str) {
+        self.password_verifications
+            .get_or_create(&FormatLabels { format })
+            .inc();
+    }
+
+    pub fn set_verify_floor(&self, floor: Duration) {
+        self.verify_floor_seconds.set(floor.as_secs_f64());
     }
 
     /// The Prometheus text exposition of every metric.

@@ -3,6 +3,8 @@ use std::{fmt, sync::LazyLock};
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::text::CONTROL;
+
 /// A password that meets the policy. The text is kept in a [`SecretString`],
 /// so it is redacted from `Debug` output and zeroed when dropped.
 pub struct Password(SecretString);
@@ -48,6 +50,9 @@ impl Password {
                 text.len()
             ));
         }
+        if text.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
         let missing: Vec<&str> = CLASSES
             .iter()
             .filter(|(class, _)| !class.is_match(text))
@@ -67,7 +72,7 @@ impl Password {
                 .iter()
                 .map(|(class, _)| format!(r"(?=[\s\S]*[{class}])"))
                 .collect();
-            format!("^{lookaheads}")
+            format!("^{lookaheads}[^{CONTROL}]*$")
         });
         &PATTERN
     }
@@ -80,26 +85,6 @@ impl Password {
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password([REDACTED])")
-    }
-}
-
-/// A bcrypt hash of a [`Password`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash(String);
-
-impl PasswordHash {
-    pub fn new(hash: String) -> Self {
-        Self(hash)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for PasswordHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PasswordHash([REDACTED])")
     }
 }
 
@@ -162,6 +147,14 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_refused() {
+        for raw in ["Abcdef1!\0", "Abc\tdef1!", "Abcdef1!\n", "Abc\u{85}def1!"] {
+            let err = parse(raw).err().unwrap();
+            assert!(err.contains("control"), "{raw:?}: {err}");
+        }
+    }
+
+    #[test]
     fn a_bcrypt_lookalike_is_just_a_password() {
         let lookalike = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
         assert!(parse(lookalike).is_ok());
@@ -177,7 +170,7 @@ mod tests {
     fn pattern_lists_each_class_as_a_lookahead() {
         assert_eq!(
             Password::pattern(),
-            r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])"
+            r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])[^\x00-\x1F\x7F-\x9F]*$"
         );
     }
 }

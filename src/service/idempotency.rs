@@ -100,7 +100,7 @@ impl UserService {
     ) -> Result<Option<User>, UserError> {
         let same_password = self
             .hasher
-            .verify(user.password.secret(), Some(&claim.password_hash))
+            .verify(user.password.secret(), claim.password_hash.as_ref())
             .await?;
         if claim.fingerprint != key.fingerprint || !same_password {
             return Err(UserError::IdempotencyKeyReused);

@@ -5,11 +5,12 @@ mod idempotency;
 
 use std::{sync::Arc, time::Duration};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     domain::{
-        Caller, EmailAddress, IdempotencyKey, NewUser, Precondition, ProfileChanges, User, UserId,
+        Caller, EmailAddress, IdempotencyKey, NewUser, Precondition, ProfileChanges, StoredHash,
+        User, UserId, BCRYPT_MAX_BYTES,
     },
     hashing::{HashingError, PasswordHasher},
     readiness::Readiness,
@@ -181,29 +182,39 @@ impl UserService {
     }
 
     /// The user whose email and password these are. An unknown email costs
-    /// the same bcrypt work as a wrong password, so timing does not tell
-    /// them apart. A hash made at a lower cost than configured is upgraded.
+    /// the same work, and takes the same time, as a wrong password. A hash
+    /// in another format, or bcrypt below the configured cost, is replaced
+    /// by bcrypt at the configured cost.
     pub async fn verify(
         &self,
         email: &EmailAddress,
         attempt: &SecretString,
     ) -> Result<User, UserError> {
         let found = self.store.credentials(email).await?;
+        let found = found.and_then(|(user, hash)| match hash {
+            Ok(hash) => Some((user, hash)),
+            Err(reason) => {
+                tracing::warn!(user = %user.id, reason, "a stored password hash cannot be used");
+                None
+            }
+        });
         let matched = self
             .hasher
-            .verify(attempt, found.as_ref().map(|(_, hash)| hash.as_str()))
+            .verify(attempt, found.as_ref().map(|(_, hash)| hash))
             .await?;
         let Some((user, hash)) = found.filter(|_| matched) else {
             return Err(UserError::InvalidCredentials);
         };
-        if self.hasher.needs_rehash(&hash) {
+        // bcrypt would keep only 72 bytes of a longer password (one an
+        // imported hash allowed), so such a hash stays as it is.
+        if self.hasher.needs_upgrade(&hash) && attempt.expose_secret().len() <= BCRYPT_MAX_BYTES {
             self.upgrade_hash(&user, &hash, attempt).await;
         }
         Ok(user)
     }
 
     /// Best effort: a failure leaves the old hash, which still verifies.
-    async fn upgrade_hash(&self, user: &User, old: &str, password: &SecretString) {
+    async fn upgrade_hash(&self, user: &User, old: &StoredHash, password: &SecretString) {
         let upgraded = match self.hasher.hash_secret(password).await {
             Ok(new) => self.store.upgrade_hash(user.id, old, &new).await,
             Err(error) => {

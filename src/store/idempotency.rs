@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{error::is_duplicate_key, measured, users::UserDocument, StoreError};
 use crate::{
-    domain::{PasswordHash, User, UserId},
+    domain::{StoredHash, User, UserId},
     metrics::Metrics,
 };
 
@@ -41,7 +41,7 @@ pub struct IdempotencyRecord {
     pub fingerprint: String,
     /// bcrypt hash of the request's password, to recognise it in a retry
     /// without keeping anything weaker than the user's own hash.
-    pub password_hash: String,
+    pub password_hash: Option<StoredHash>,
     /// The user as created: the body a replay answers with.
     pub user: User,
     /// Whether the user is known to be stored.
@@ -55,7 +55,7 @@ impl From<RecordDocument> for IdempotencyRecord {
         Self {
             id: record.id,
             fingerprint: record.fingerprint,
-            password_hash: record.password_hash,
+            password_hash: StoredHash::parse(&record.password_hash).ok(),
             user: record.user.into_user(),
             completed: record.completed,
             age_ms: DateTime::now().timestamp_millis() - record.created_at.timestamp_millis(),
@@ -115,7 +115,7 @@ impl IdempotencyStore {
         id: &str,
         fingerprint: &str,
         user: &User,
-        password_hash: &PasswordHash,
+        password_hash: &StoredHash,
     ) -> Result<bool, StoreError> {
         let record = RecordDocument {
             id: id.to_owned(),

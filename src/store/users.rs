@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{measured, StoreError};
 use crate::{
-    domain::{EmailAddress, PasswordHash, Precondition, User, UserId, UserName},
+    domain::{EmailAddress, Precondition, StoredHash, User, UserId, UserName},
     metrics::Metrics,
 };
 
@@ -43,7 +43,7 @@ pub(super) fn from_bson_time(time: DateTime) -> ChronoDateTime<Utc> {
 }
 
 impl UserDocument {
-    pub(super) fn new(user: &User, password_hash: Option<&PasswordHash>) -> Self {
+    pub(super) fn new(user: &User, password_hash: Option<&StoredHash>) -> Self {
         Self {
             id: user.id.object_id(),
             name: user.name.clone(),
@@ -72,7 +72,7 @@ impl UserDocument {
 pub struct UserUpdate {
     pub name: Option<UserName>,
     pub email: Option<EmailAddress>,
-    pub password_hash: Option<PasswordHash>,
+    pub password_hash: Option<StoredHash>,
 }
 
 /// How a conditional write went.
@@ -145,11 +145,7 @@ impl UserStore {
     /// Inserts `user` exactly as given, so the caller already holds what was
     /// stored and nothing is read back. The unique email index, not a prior
     /// lookup, decides who wins a race.
-    pub async fn insert(
-        &self,
-        user: &User,
-        password_hash: &PasswordHash,
-    ) -> Result<(), StoreError> {
+    pub async fn insert(&self, user: &User, password_hash: &StoredHash) -> Result<(), StoreError> {
         let document = UserDocument::new(user, Some(password_hash));
         measured(
             &self.metrics,
@@ -170,16 +166,20 @@ impl UserStore {
     }
 
     /// The user with this email and their password hash: the one read that
-    /// fetches a hash, for checking credentials.
+    /// fetches a hash, for checking credentials. A hash that does not parse
+    /// comes back as the reason it does not.
     pub async fn credentials(
         &self,
         email: &EmailAddress,
-    ) -> Result<Option<(User, String)>, StoreError> {
+    ) -> Result<Option<(User, Result<StoredHash, String>)>, StoreError> {
         let find = self.users.find_one(doc! { "email": email.as_str() });
         let Some(mut document) = measured(&self.metrics, "users.credentials", find).await? else {
             return Ok(None);
         };
-        let hash = document.password_hash.take().unwrap_or_default();
+        let hash = match document.password_hash.take() {
+            Some(text) => StoredHash::parse(&text),
+            None => Err("there is no password hash".to_owned()),
+        };
         Ok(Some((document.into_user(), hash)))
     }
 
@@ -277,11 +277,11 @@ impl UserStore {
     pub async fn upgrade_hash(
         &self,
         id: UserId,
-        old: &str,
-        new: &PasswordHash,
+        old: &StoredHash,
+        new: &StoredHash,
     ) -> Result<bool, StoreError> {
         let upgrade = self.users.update_one(
-            doc! { "_id": id.object_id(), "password_hash": old },
+            doc! { "_id": id.object_id(), "password_hash": old.as_str() },
             doc! { "$set": { "password_hash": new.as_str() } },
         );
         let result = measured(&self.metrics, "users.upgrade_hash", upgrade).await?;

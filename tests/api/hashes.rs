@@ -1,0 +1,114 @@
+//! `POST /user/verify` against every common password-hash format, each made
+//! by its reference library at test time, and the upgrade to bcrypt.
+
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::{
+    helpers::{Reply, TestApp},
+    reference::{self, Scheme},
+};
+
+async fn verify(app: &TestApp, email: &str, password: &str) -> Reply {
+    app.request(
+        Method::POST,
+        "/user/verify",
+        Some(json!({ "email": email, "password": password })),
+    )
+    .await
+}
+
+/// Stores a user whose password hash another system made, as an import or
+/// a migration leaves it.
+pub async fn insert_with_hash(app: &TestApp, email: &str, hash: &str) -> String {
+    let id = ObjectId::new();
+    let now = DateTime::now();
+    app.db
+        .collection::<Document>("users")
+        .insert_one(doc! {
+            "_id": id, "name": "Imported", "email": email, "password_hash": hash,
+            "created_at": now, "updated_at": now, "version": 1_i64,
+        })
+        .await
+        .unwrap();
+    id.to_hex()
+}
+
+#[tokio::test]
+async fn every_common_format_verifies_then_becomes_bcrypt() {
+    let app = TestApp::spawn().await;
+    let password = "Zoë's Pass#1 ü";
+    let requests: Vec<(Scheme, &str)> = Scheme::ALL.iter().map(|s| (*s, password)).collect();
+    let hashes = reference::hashes(&requests);
+    for (scheme, hash) in Scheme::ALL.iter().zip(&hashes) {
+        let email = format!("{scheme:?}@example.com").to_lowercase();
+        let id = insert_with_hash(&app, &email, hash).await;
+
+        verify(&app, &email, "Zoë's Pass#1 u")
+            .await
+            .assert_error(401, "invalid_credentials");
+        assert_eq!(
+            &app.stored_hash(&id).await,
+            hash,
+            "{scheme:?}: a failed verify changes nothing"
+        );
+
+        let reply = verify(&app, &email, password).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{scheme:?} {hash}: {}",
+            reply.text
+        );
+        assert_eq!(reply.data()["id"], id);
+        let upgraded = app.stored_hash(&id).await;
+        assert!(
+            upgraded.starts_with("$2b$04$"),
+            "{scheme:?}: {hash} became {upgraded}"
+        );
+        assert!(bcrypt::verify(password, &upgraded).unwrap(), "{scheme:?}");
+        let again = verify(&app, &email, password).await;
+        assert_eq!(again.status, StatusCode::OK, "{scheme:?}");
+        assert_eq!(
+            app.stored_hash(&id).await,
+            upgraded,
+            "{scheme:?}: upgraded once"
+        );
+    }
+}
+
+/// bcrypt repeats its key cyclically, so `Abcdef1!` followed by NUL and the
+/// same again would match `Abcdef1!`. No attempt containing NUL matches.
+#[tokio::test]
+async fn an_attempt_containing_nul_never_matches() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post_user(json!({ "name": "Ada", "email": "ada@example.com", "password": "Abcdef1!" }))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    verify(&app, "ada@example.com", "Abcdef1!\u{0}Abcdef1!")
+        .await
+        .assert_error(401, "invalid_credentials");
+    assert_eq!(
+        verify(&app, "ada@example.com", "Abcdef1!").await.status,
+        StatusCode::OK
+    );
+    let with_nul = app
+        .post_user(
+            json!({ "name": "Bob", "email": "bob@example.com", "password": "Abcdef1!\u{0}x" }),
+        )
+        .await;
+    with_nul.assert_invalid(&["password"]);
+}
+
+/// A user's hash that no format recognizes (a Flask-era client could store
+/// anything) never verifies, and never answers 500.
+#[tokio::test]
+async fn an_unusable_stored_hash_is_a_plain_401() {
+    let app = TestApp::spawn().await;
+    insert_with_hash(&app, "odd@example.com", "Password@123").await;
+    verify(&app, "odd@example.com", "Password@123")
+        .await
+        .assert_error(401, "invalid_credentials");
+}
