@@ -67,14 +67,10 @@ impl Edge {
         let matched = self.routes.matched(request.method(), &path);
         let route = matched.template.unwrap_or("unmatched");
         let span = tracing::info_span!("request", request_id = %request_id, method, route);
-        let served = match method {
-            OTHER_METHOD => Err(ApiError::MethodNotImplemented.into()),
-            _ => {
-                self.serve(endpoint.as_ref(), request, matched.operation)
-                    .instrument(span.clone())
-                    .await
-            }
-        };
+        let served = self
+            .serve(endpoint.as_ref(), request, matched.operation)
+            .instrument(span.clone())
+            .await;
         let _entered = span.enter();
         let mut response = match served {
             Ok(response) => response,
@@ -122,12 +118,10 @@ impl Edge {
     }
 }
 
-/// How logs and metrics name a method that is not one of those below.
-const OTHER_METHOD: &str = "other";
-
-/// The request's method from a fixed set, so nothing a client sends as a
-/// method (hyper accepts any token) becomes a label, a log field or a map
-/// key.
+/// The request's method from a fixed set, those RFC 9110 defines and
+/// PATCH, or `other`: nothing a client sends as a method (hyper accepts any
+/// token) becomes a label, a log field, a message or a map key. No route
+/// takes another method, so such a request is answered 405 or 404.
 fn method_label(method: &Method) -> &'static str {
     [
         Method::GET,
@@ -137,10 +131,12 @@ fn method_label(method: &Method) -> &'static str {
         Method::PATCH,
         Method::DELETE,
         Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
     ]
     .iter()
     .find(|known| *known == method)
-    .map_or(OTHER_METHOD, Method::as_str)
+    .map_or("other", Method::as_str)
 }
 
 /// The caller's `X-Request-Id` when it is short and plain enough to log

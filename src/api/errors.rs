@@ -50,7 +50,6 @@ pub enum ErrorCode {
     EmailTaken,
     UnsupportedMediaType,
     MethodNotAllowed,
-    MethodNotImplemented,
     Unauthorized,
     InvalidCredentials,
     PayloadTooLarge,
@@ -83,7 +82,7 @@ struct CodeSpec {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 20] = [
         Self::ValidationFailed,
         Self::MalformedJson,
         Self::InvalidId,
@@ -91,7 +90,6 @@ impl ErrorCode {
         Self::EmailTaken,
         Self::UnsupportedMediaType,
         Self::MethodNotAllowed,
-        Self::MethodNotImplemented,
         Self::Unauthorized,
         Self::InvalidCredentials,
         Self::PayloadTooLarge,
@@ -146,12 +144,6 @@ impl ErrorCode {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "The path exists, but not with this method; `Allow` lists the ones it takes.",
                 &[Allow],
-            ),
-            Self::MethodNotImplemented => (
-                StatusCode::NOT_IMPLEMENTED,
-                "The request method is not one this server implements: GET, HEAD, POST, PUT, \
-                 PATCH, DELETE or OPTIONS.",
-                &[],
             ),
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
@@ -387,8 +379,7 @@ pub enum ApiError {
         path: String,
         allow: String,
     },
-    #[error("this server does not implement the request's method")]
-    MethodNotImplemented,
+
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
@@ -428,7 +419,6 @@ impl ApiError {
             Self::UserNotFound(_) | Self::RouteNotFound { .. } => ErrorCode::NotFound,
             Self::EmailTaken => ErrorCode::EmailTaken,
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
-            Self::MethodNotImplemented => ErrorCode::MethodNotImplemented,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
@@ -739,7 +729,6 @@ mod tests {
                 path: "/ping".into(),
                 allow: "GET, HEAD".into(),
             },
-            ApiError::MethodNotImplemented,
             ApiError::UnsupportedMediaType("text/plain".into()),
             ApiError::Unauthorized,
             ApiError::InvalidCredentials,
