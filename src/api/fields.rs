@@ -135,8 +135,32 @@ impl FieldRules for EmailRules {
             pattern: Some(EmailAddress::pattern().to_owned()),
             ..string_schema(
                 "Email address, unique across users regardless of case. Surrounding whitespace is \
-                 trimmed and the address is stored lowercased. The local part takes up to 64 \
-                 characters and the domain needs a dot.",
+                 trimmed. Internationalized addresses are accepted (letters of the Latin, Greek, \
+                 Cyrillic, CJK, kana and Hangul scripts, in the local part and in the domain); \
+                 the address is stored normalized: the local part in Unicode NFC, lowercased, and \
+                 the domain in Unicode, lowercased (`User@XN--BCHER-KVA.DE` is stored as \
+                 `user@bücher.de`). The local part takes up to 64 characters and the domain \
+                 needs a dot; quoted local parts and IP-address domains are refused, and an \
+                 `xn--` label must be valid punycode.",
+                "ada@example.com",
+            )
+        }
+    }
+}
+
+/// An email to look up: compared after normalizing, not validated, so a
+/// user whose address predates today's rules is still found.
+pub enum EmailLookupRules {}
+
+impl FieldRules for EmailLookupRules {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            max_length: Some(EmailAddress::MAX_CHARS),
+            pattern: Some(EmailAddress::lookup_pattern().to_owned()),
+            ..string_schema(
+                "Email address, compared after the same normalization as stored addresses \
+                 (Unicode NFC, lowercased, domain in Unicode): one `@` with text on each side, \
+                 no whitespace inside.",
                 "ada@example.com",
             )
         }

@@ -17,8 +17,8 @@ use super::{
     conditional::{etag, not_modified, precondition, IfMatchRules},
     errors::{ApiError, Failure},
     fields::{
-        present, AttemptRules, EmailRules, IdempotencyKeyRules, NameRules, PasswordRules, Raw,
-        UserIdRules,
+        present, AttemptRules, EmailLookupRules, EmailRules, IdempotencyKeyRules, NameRules,
+        PasswordRules, Raw, UserIdRules,
     },
     limits::RateLimits,
     operations::{CreateUser, DeleteUser, GetUser, ListUsers, PatchUser, ReplaceUser, VerifyUser},
@@ -111,7 +111,7 @@ fn parse_changes(
 /// Credentials to check.
 #[derive(Object, Deserialize)]
 pub struct VerifyRequest {
-    email: Raw<EmailRules>,
+    email: Raw<EmailLookupRules>,
     #[oai(write_only)]
     password: Raw<AttemptRules>,
 }
@@ -284,7 +284,7 @@ impl UserApi {
         body: JsonBody<VerifyRequest>,
     ) -> Result<Verified, Failure<VerifyUser>> {
         let body = body.0;
-        let email = EmailAddress::parse(body.email.as_str())
+        let email = EmailAddress::normalize(body.email.as_str())
             .map_err(|message| ValidationErrors::single("email", message))?;
         limits.charge_verify_email(&email)?;
         let attempt = SecretString::from(body.password.into_string());
@@ -312,7 +312,7 @@ impl UserApi {
         /// Cursor from the previous page.
         after: Query<Option<Raw<CursorRules>>>,
         /// Only the user with this email (compared after normalizing).
-        email: Query<Option<Raw<EmailRules>>>,
+        email: Query<Option<Raw<EmailLookupRules>>>,
     ) -> Result<Listed, Failure<ListUsers>> {
         let mut errors = ValidationErrors::default();
         reject_unknown_parameters(request, &mut errors);
@@ -322,7 +322,7 @@ impl UserApi {
             .and_then(|raw| errors.check("after", decode_cursor(raw.as_str())));
         let email = email
             .0
-            .and_then(|raw| errors.check("email", EmailAddress::parse(raw.as_str())));
+            .and_then(|raw| errors.check("email", EmailAddress::normalize(raw.as_str())));
         let Some(limit) = limit.filter(|_| errors.is_empty()) else {
             return Err(errors.into());
         };

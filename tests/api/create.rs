@@ -295,6 +295,9 @@ async fn emails_follow_the_rules() {
         "a da@example.com".to_owned(),
         "ada@@example.com".to_owned(),
         "ada@exa_mple.com".to_owned(),
+        "\"ada\"@example.com".to_owned(),
+        "ada@[192.0.2.1]".to_owned(),
+        "ada@xn--zz.com".to_owned(),
         String::new(),
     ] {
         app.post_user(json!({ "name": "Ada", "email": email, "password": PASSWORD }))
@@ -357,4 +360,34 @@ async fn a_72_byte_password_is_accepted_whole_and_73_bytes_is_refused() {
         .await
         .assert_invalid(&["password"]);
     assert_eq!(app.stored_count().await, 1);
+}
+
+/// Internationalized addresses, as the Flask service's EmailStr accepted
+/// them, are one canonical address however they are written.
+#[tokio::test]
+async fn internationalized_emails_are_accepted_in_one_canonical_form() {
+    let app = TestApp::spawn().await;
+    let bucher = app.create_user("Bücher", "User@Bücher.de").await;
+    assert_eq!(bucher["email"], "user@bücher.de");
+    let jose = app.create_user("José", "josé@correo.es").await;
+    assert_eq!(jose["email"], "josé@correo.es");
+    for same in ["user@xn--bcher-kva.de", "USER@BÜCHER.DE"] {
+        app.post_user(json!({ "name": "Twin", "email": same, "password": PASSWORD }))
+            .await
+            .assert_error(409, "email_taken");
+    }
+    // Lookups normalize too, a decomposed ü (u and U+0308) included.
+    for lookup in ["User%40XN--BCHER-KVA.DE", "user%40bu%CC%88cher.de"] {
+        let found = app.get(&format!("/user?email={lookup}")).await;
+        assert_eq!(found.data()[0]["id"], bucher["id"], "{lookup}");
+    }
+    let verified = app
+        .request(
+            reqwest::Method::POST,
+            "/user/verify",
+            Some(json!({ "email": "JOSÉ@correo.es", "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.text);
+    assert_eq!(verified.data()["id"], jose["id"]);
 }
