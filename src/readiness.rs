@@ -1,7 +1,11 @@
-//! Whether the service can do its job: the database answers and the indexes
-//! it relies on exist. A background task keeps this current, retrying with
-//! backoff while the database is away, so the service starts, and recovers,
-//! without a restart.
+//! Whether the service can do its job: the database answers, the indexes it
+//! relies on exist, and it holds no documents another service wrote. A
+//! background task keeps this current, retrying with backoff while the
+//! database is away, so the service starts, and recovers, without a restart.
+//!
+//! The indexes are confirmed on every check, not once: a database restored
+//! from a backup, or a dropped index, must stop writes (which would let two
+//! users share an email) until the index is back.
 
 use std::{
     sync::{
@@ -35,9 +39,28 @@ pub enum DatabaseState {
     },
 }
 
+/// Why the service is not ready, as a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// The service has just started and not checked yet.
+    NotChecked,
+    DatabaseUnreachable,
+    /// The indexes are being confirmed or created.
+    IndexesPending,
+    /// Creating an index failed, for example over duplicate emails.
+    IndexesFailed,
+    /// The user collection holds documents another service wrote; `user-api
+    /// migrate` adopts them.
+    LegacyDocuments,
+}
+
+#[derive(Default)]
 pub struct Readiness {
-    database: RwLock<DatabaseState>,
+    database: RwLock<Option<DatabaseState>>,
     indexes: AtomicBool,
+    /// The last index failure, to report.
+    index_failure: RwLock<Option<String>>,
+    legacy: AtomicBool,
 }
 
 /// How often the database is checked while it answers.
@@ -47,33 +70,56 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(8);
 
 impl Readiness {
-    fn new() -> Self {
-        Self {
-            database: RwLock::new(DatabaseState::Unknown),
-            indexes: AtomicBool::new(false),
-        }
-    }
-
     pub fn database(&self) -> DatabaseState {
         self.database
             .read()
-            .map(|state| state.clone())
+            .ok()
+            .and_then(|state| state.clone())
             .unwrap_or(DatabaseState::Unknown)
     }
 
-    /// Whether the unique email index is known to exist. Writes wait for it:
-    /// without it, two users could get the same email.
+    /// Whether writes may go ahead: the unique indexes are confirmed, and no
+    /// document of another service's makes uniqueness uncertain.
+    pub fn writable(&self) -> bool {
+        self.indexes.load(Ordering::SeqCst) && !self.legacy.load(Ordering::SeqCst)
+    }
+
     pub fn indexes_ready(&self) -> bool {
         self.indexes.load(Ordering::SeqCst)
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.indexes_ready() && matches!(self.database(), DatabaseState::Up { .. })
+    /// Why the service is not ready, or `None` when it is.
+    pub fn not_ready(&self) -> Option<NotReady> {
+        match self.database() {
+            DatabaseState::Unknown => return Some(NotReady::NotChecked),
+            DatabaseState::Down { .. } => return Some(NotReady::DatabaseUnreachable),
+            DatabaseState::Up { .. } => {}
+        }
+        if self.legacy.load(Ordering::SeqCst) {
+            Some(NotReady::LegacyDocuments)
+        } else if self.indexes_ready() {
+            None
+        } else if self.index_failure().is_some() {
+            Some(NotReady::IndexesFailed)
+        } else {
+            Some(NotReady::IndexesPending)
+        }
+    }
+
+    /// Why the last attempt to create the indexes failed, if it did.
+    pub fn index_failure(&self) -> Option<String> {
+        self.index_failure.read().ok().and_then(|f| f.clone())
     }
 
     fn record(&self, state: DatabaseState) {
         if let Ok(mut current) = self.database.write() {
-            *current = state;
+            *current = Some(state);
+        }
+    }
+
+    fn record_index_failure(&self, failure: Option<String>) {
+        if let Ok(mut current) = self.index_failure.write() {
+            *current = failure;
         }
     }
 }
@@ -81,42 +127,102 @@ impl Readiness {
 struct Checker {
     users: UserStore,
     idempotency: IdempotencyStore,
+    /// Whether the collection is known to hold no foreign documents since
+    /// the database last came up. Looking costs a collection scan when there
+    /// are none, so it is done once per time the database comes up, and
+    /// again on every check while there are some (each then stops at the
+    /// first one).
+    legacy_free: AtomicBool,
 }
 
 impl Checker {
-    /// Pings the database and, once it answers, makes sure of the indexes.
+    /// Pings the database and, once it answers, looks for foreign documents
+    /// and makes sure of the indexes.
     async fn check(&self, readiness: &Readiness) -> Result<(), StoreError> {
         let started = Instant::now();
         let outcome = self.users.ping().await;
         let checked_at = Utc::now();
-        match outcome {
-            Ok(()) => readiness.record(DatabaseState::Up {
-                latency: started.elapsed(),
+        if let Err(error) = outcome {
+            readiness.record(DatabaseState::Down {
+                error: ErrorChain(&error).to_string(),
                 checked_at,
-            }),
+            });
+            // Whatever comes back may be another database: confirm again.
+            readiness.indexes.store(false, Ordering::SeqCst);
+            self.legacy_free.store(false, Ordering::SeqCst);
+            return Err(error);
+        }
+        readiness.record(DatabaseState::Up {
+            latency: started.elapsed(),
+            checked_at,
+        });
+        if !self.legacy_free.load(Ordering::SeqCst) {
+            self.look_for_legacy_documents(readiness).await?;
+        }
+        self.confirm_indexes(readiness).await
+    }
+
+    async fn look_for_legacy_documents(&self, readiness: &Readiness) -> Result<(), StoreError> {
+        let found = self.users.find_foreign().await?;
+        let was = readiness.legacy.swap(found.is_some(), Ordering::SeqCst);
+        match &found {
+            Some(id) if !was => tracing::error!(
+                example_id = %id,
+                "the users collection holds documents this service did not write (from the \
+                 Flask service?); run `user-api migrate` to adopt them. Until then writes answer \
+                 503 and /health reports legacy_documents"
+            ),
+            None if was => tracing::info!("no foreign documents remain; the migration is done"),
+            _ => {}
+        }
+        self.legacy_free.store(found.is_none(), Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn confirm_indexes(&self, readiness: &Readiness) -> Result<(), StoreError> {
+        if self.users.indexes_present().await? && self.idempotency.indexes_present().await? {
+            readiness.indexes.store(true, Ordering::SeqCst);
+            return Ok(());
+        }
+        let was_ready = readiness.indexes.swap(false, Ordering::SeqCst);
+        if was_ready {
+            tracing::warn!(
+                "an index the service relies on is missing; writes wait until it is back"
+            );
+        }
+        let created = match self.users.ensure_indexes().await {
+            Ok(()) => self.idempotency.ensure_indexes().await,
+            Err(error) => Err(error),
+        };
+        match created {
+            Ok(()) => {
+                readiness.record_index_failure(None);
+                readiness.indexes.store(true, Ordering::SeqCst);
+                tracing::info!("database indexes are in place");
+                Ok(())
+            }
+            Err(error @ StoreError::Unavailable(_)) => Err(error),
             Err(error) => {
-                readiness.record(DatabaseState::Down {
-                    error: ErrorChain(&error).to_string(),
-                    checked_at,
-                });
-                return Err(error);
+                let reason = ErrorChain(&error).to_string();
+                if readiness.index_failure().as_deref() != Some(reason.as_str()) {
+                    tracing::error!(error = %reason, "cannot create the database indexes");
+                }
+                readiness.record_index_failure(Some(reason));
+                Ok(())
             }
         }
-        if !readiness.indexes_ready() {
-            self.users.ensure_indexes().await?;
-            self.idempotency.ensure_indexes().await?;
-            readiness.indexes.store(true, Ordering::SeqCst);
-            tracing::info!("database indexes are in place");
-        }
-        Ok(())
     }
 }
 
 /// Checks the database once, now, then keeps checking in the background for
 /// as long as the returned handle is alive.
 pub async fn watch(users: UserStore, idempotency: IdempotencyStore) -> Arc<Readiness> {
-    let readiness = Arc::new(Readiness::new());
-    let checker = Checker { users, idempotency };
+    let readiness = Arc::new(Readiness::default());
+    let checker = Checker {
+        users,
+        idempotency,
+        legacy_free: AtomicBool::new(false),
+    };
     let first = checker.check(&readiness).await;
     if let Err(error) = &first {
         tracing::warn!(

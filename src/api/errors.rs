@@ -59,6 +59,7 @@ pub enum ErrorCode {
     Busy,
     Timeout,
     Unavailable,
+    MigrationRequired,
     PreconditionFailed,
     PreconditionRequired,
     BadRequest,
@@ -82,7 +83,7 @@ struct CodeSpec {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::ValidationFailed,
         Self::MalformedJson,
         Self::InvalidId,
@@ -99,6 +100,7 @@ impl ErrorCode {
         Self::Busy,
         Self::Timeout,
         Self::Unavailable,
+        Self::MigrationRequired,
         Self::PreconditionFailed,
         Self::PreconditionRequired,
         Self::BadRequest,
@@ -191,6 +193,12 @@ impl ErrorCode {
                 "The database cannot be reached, or the service's indexes are not confirmed yet; \
                  retry after `Retry-After`.",
                 &[RetryAfter],
+            ),
+            Self::MigrationRequired => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The user collection holds documents another service wrote (the Flask \
+                 service's); an operator must run `user-api migrate` to adopt them.",
+                &[],
             ),
             Self::PreconditionFailed => (
                 StatusCode::PRECONDITION_FAILED,
@@ -400,6 +408,11 @@ pub enum ApiError {
     Timeout { seconds: u64 },
     #[error("the database is unavailable; retry shortly")]
     Unavailable,
+    #[error(
+        "the database holds users this service cannot serve yet; an operator must run \
+         `user-api migrate`"
+    )]
+    MigrationRequired,
     #[error("If-Match: the user has changed; it is now at ETag \"{current}\"")]
     PreconditionFailed { current: i64 },
     #[error("If-Match: this server requires it on writes; send the ETag from a GET")]
@@ -429,6 +442,7 @@ impl ApiError {
             Self::Busy { .. } => ErrorCode::Busy,
             Self::Timeout { .. } => ErrorCode::Timeout,
             Self::Unavailable => ErrorCode::Unavailable,
+            Self::MigrationRequired => ErrorCode::MigrationRequired,
             Self::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             Self::PreconditionRequired => ErrorCode::PreconditionRequired,
             Self::OtherClientError(_) => ErrorCode::BadRequest,
@@ -529,6 +543,7 @@ impl From<UserError> for ApiError {
             UserError::Hashing(HashingError::Busy) => Self::Busy { retry_after: 1 },
             UserError::VersionMismatch { current } => Self::PreconditionFailed { current },
             UserError::Unavailable(_) => Self::Unavailable,
+            UserError::MigrationRequired(_) => Self::MigrationRequired,
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -739,6 +754,7 @@ mod tests {
             ApiError::Busy { retry_after: 1 },
             ApiError::Timeout { seconds: 15 },
             ApiError::Unavailable,
+            ApiError::MigrationRequired,
             ApiError::PreconditionFailed { current: 4 },
             ApiError::PreconditionRequired,
             ApiError::OtherClientError("odd".into()),

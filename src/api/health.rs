@@ -2,19 +2,20 @@
 
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{web::Data, Request};
 use poem_openapi::{
     payload::{Json, PlainText},
     ApiResponse, Enum, Object, OpenApi,
 };
 
 use super::{
+    auth::Authenticator,
     views::{PingData, PingEnvelope, Timestamp},
     ApiTags,
 };
 use crate::{
     metrics::Metrics,
-    readiness::{DatabaseState, Readiness},
+    readiness::{DatabaseState, NotReady, Readiness},
 };
 
 #[derive(ApiResponse)]
@@ -44,21 +45,68 @@ pub struct DatabaseHealth {
     /// When the last check ran.
     #[oai(skip_serializing_if_is_none)]
     pub checked_at: Option<Timestamp>,
-    /// Why the last check failed.
-    #[oai(skip_serializing_if_is_none)]
-    pub error: Option<String>,
+}
+
+/// The service as a whole.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    /// Ready to serve every request.
+    Up,
+    /// The database answers, but the service cannot serve every request yet.
+    Degraded,
+    /// The database does not answer, or has not been checked yet.
+    Down,
+}
+
+/// Why the service is not ready: a stable code.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum NotReadyReason {
+    /// The service has just started and not checked the database yet.
+    NotChecked,
+    /// The database does not answer.
+    DatabaseUnreachable,
+    /// The indexes the service relies on are being confirmed or created.
+    IndexesPending,
+    /// Creating an index failed (for example over duplicate emails); see
+    /// the log.
+    IndexesFailed,
+    /// The user collection holds documents another service wrote; run
+    /// `user-api migrate`.
+    LegacyDocuments,
+}
+
+impl From<NotReady> for NotReadyReason {
+    fn from(reason: NotReady) -> Self {
+        match reason {
+            NotReady::NotChecked => Self::NotChecked,
+            NotReady::DatabaseUnreachable => Self::DatabaseUnreachable,
+            NotReady::IndexesPending => Self::IndexesPending,
+            NotReady::IndexesFailed => Self::IndexesFailed,
+            NotReady::LegacyDocuments => Self::LegacyDocuments,
+        }
+    }
 }
 
 /// Readiness details.
 #[derive(Object, Debug)]
 pub struct HealthData {
-    /// `true` when the service can serve every request: the database answers
-    /// and its indexes are in place.
+    /// `true` when the service can serve every request.
     pub ready: bool,
+    pub status: ServiceStatus,
+    /// Why the service is not ready; absent when it is.
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<NotReadyReason>,
     pub database: DatabaseHealth,
     /// Whether the indexes the service relies on (a unique index on email)
     /// are confirmed. Until they are, writes answer 503.
     pub indexes_ready: bool,
+    /// What the database driver or the index creation reported, for callers
+    /// that send a valid API key (it names hosts, never credentials);
+    /// absent otherwise, and when there is nothing to report.
+    #[oai(skip_serializing_if_is_none)]
+    pub detail: Option<String>,
 }
 
 /// Readiness in the standard envelope. Unlike errors, a 503 here still
@@ -77,8 +125,8 @@ pub enum Health {
     /// Ready to serve.
     #[oai(status = 200)]
     Ready(Json<HealthEnvelope>),
-    /// Not ready: the database does not answer, or its indexes are not
-    /// confirmed yet. Take this instance out of rotation until it is.
+    /// Not ready: `data.reason` says why. Take this instance out of rotation
+    /// until it is.
     #[oai(status = 503)]
     NotReady(
         Json<HealthEnvelope>,
@@ -119,41 +167,67 @@ impl HealthApi {
 
     /// Readiness check
     ///
-    /// 200 when the database answers and the indexes are in place, 503 (with
-    /// the reason in `data`) otherwise. Reports the state found by a check
-    /// that runs every few seconds in the background, so it answers at once.
+    /// 200 when the database answers, the indexes are in place and no
+    /// foreign documents wait for migration; 503 with the reason in `data`
+    /// otherwise. Reports the state found by a check that runs every few
+    /// seconds in the background, so it answers at once. Public; with a
+    /// valid API key it also says what the driver reported.
     #[oai(path = "/health", method = "get", operation_id = "health")]
-    async fn health(&self, readiness: Data<&Arc<Readiness>>) -> Health {
-        let database = match readiness.database() {
-            DatabaseState::Unknown => DatabaseHealth {
-                status: DatabaseStatus::Unknown,
-                latency_ms: None,
-                checked_at: None,
-                error: None,
-            },
+    async fn health(
+        &self,
+        readiness: Data<&Arc<Readiness>>,
+        authenticator: Data<&Authenticator>,
+        request: &Request,
+    ) -> Health {
+        let (database, driver_error) = match readiness.database() {
+            DatabaseState::Unknown => (
+                DatabaseHealth {
+                    status: DatabaseStatus::Unknown,
+                    latency_ms: None,
+                    checked_at: None,
+                },
+                None,
+            ),
             DatabaseState::Up {
                 latency,
                 checked_at,
-            } => DatabaseHealth {
-                status: DatabaseStatus::Up,
-                latency_ms: Some(latency.as_secs_f64() * 1000.0),
-                checked_at: Some(checked_at.into()),
-                error: None,
-            },
-            DatabaseState::Down { error, checked_at } => DatabaseHealth {
-                status: DatabaseStatus::Down,
-                latency_ms: None,
-                checked_at: Some(checked_at.into()),
-                error: Some(error),
-            },
+            } => (
+                DatabaseHealth {
+                    status: DatabaseStatus::Up,
+                    latency_ms: Some(latency.as_secs_f64() * 1000.0),
+                    checked_at: Some(checked_at.into()),
+                },
+                None,
+            ),
+            DatabaseState::Down { error, checked_at } => (
+                DatabaseHealth {
+                    status: DatabaseStatus::Down,
+                    latency_ms: None,
+                    checked_at: Some(checked_at.into()),
+                },
+                Some(error),
+            ),
         };
-        let ready = readiness.is_ready();
+        let reason = readiness.not_ready();
+        let status = match reason {
+            None => ServiceStatus::Up,
+            Some(NotReady::NotChecked | NotReady::DatabaseUnreachable) => ServiceStatus::Down,
+            Some(_) => ServiceStatus::Degraded,
+        };
+        let trusted = authenticator.identify(request.headers()).is_ok();
+        let detail = driver_error
+            .or_else(|| readiness.index_failure())
+            .filter(|_| trusted);
+        let ready = reason.is_none();
         let status_code = if ready { 200 } else { 503 };
         let envelope = HealthEnvelope {
             data: HealthData {
                 ready,
+                status,
+                reason: reason.map(Into::into),
                 database,
                 indexes_ready: readiness.indexes_ready(),
+                detail,
             },
             message: if ready { "ready" } else { "not ready" }.to_owned(),
             status_code,

@@ -57,7 +57,7 @@ impl Operation {
             codes.extend([InvalidId, NotFound]);
         }
         if self.database {
-            codes.extend([Unavailable, Timeout, Internal]);
+            codes.extend([Unavailable, MigrationRequired, Timeout, Internal]);
         }
         ErrorCode::ALL
             .into_iter()

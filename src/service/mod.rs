@@ -13,7 +13,7 @@ use crate::{
         User, UserId, BCRYPT_MAX_BYTES,
     },
     hashing::{HashingError, PasswordHasher},
-    readiness::Readiness,
+    readiness::{NotReady, Readiness},
     store::{IdempotencyStore, ListQuery, StoreError, UserStore, UserUpdate, Written},
 };
 
@@ -35,6 +35,10 @@ pub enum UserError {
     /// (its indexes are not confirmed).
     #[error("the database is unavailable")]
     Unavailable(#[source] Option<StoreError>),
+    /// The user collection holds documents another service wrote, which
+    /// `user-api migrate` must adopt first.
+    #[error("the database holds documents this service cannot read yet")]
+    MigrationRequired(#[source] Option<StoreError>),
     #[error("the user store failed")]
     Store(#[source] StoreError),
     #[error("password hashing failed")]
@@ -46,17 +50,9 @@ impl From<StoreError> for UserError {
         match error {
             StoreError::EmailTaken => Self::EmailTaken,
             unavailable @ StoreError::Unavailable(_) => Self::Unavailable(Some(unavailable)),
+            unreadable @ StoreError::Unreadable(_) => Self::MigrationRequired(Some(unreadable)),
             other => Self::Store(other),
         }
-    }
-}
-
-/// The result of a conditional write, as the caller needs it.
-fn written<T>(id: UserId, outcome: Written<T>) -> Result<T, UserError> {
-    match outcome {
-        Written::Done(value) => Ok(value),
-        Written::Missing => Err(UserError::NotFound(id)),
-        Written::Conflict { current } => Err(UserError::VersionMismatch { current }),
     }
 }
 
@@ -104,12 +100,13 @@ impl UserService {
         }
     }
 
-    /// Writes that set an email need the unique index in place first.
+    /// Writes that set an email need the unique index in place first, and
+    /// no document of another service's that could share it.
     fn writable(&self) -> Result<(), UserError> {
-        if self.readiness.indexes_ready() {
-            Ok(())
-        } else {
-            Err(UserError::Unavailable(None))
+        match self.readiness.not_ready() {
+            _ if self.readiness.writable() => Ok(()),
+            Some(NotReady::LegacyDocuments) => Err(UserError::MigrationRequired(None)),
+            _ => Err(UserError::Unavailable(None)),
         }
     }
 
@@ -134,7 +131,28 @@ impl UserService {
     }
 
     pub async fn get(&self, id: UserId) -> Result<User, UserError> {
-        self.store.get(id).await?.ok_or(UserError::NotFound(id))
+        match self.store.get(id).await? {
+            Some(user) => Ok(user),
+            None => Err(self.not_found(id)),
+        }
+    }
+
+    /// No user has `id`; unless the database still holds users of another
+    /// service, one of which may be it.
+    fn not_found(&self, id: UserId) -> UserError {
+        match self.readiness.not_ready() {
+            Some(NotReady::LegacyDocuments) => UserError::MigrationRequired(None),
+            _ => UserError::NotFound(id),
+        }
+    }
+
+    /// The result of a conditional write, as the caller needs it.
+    fn written<T>(&self, id: UserId, outcome: Written<T>) -> Result<T, UserError> {
+        match outcome {
+            Written::Done(value) => Ok(value),
+            Written::Missing => Err(self.not_found(id)),
+            Written::Conflict { current } => Err(UserError::VersionMismatch { current }),
+        }
     }
 
     pub async fn list(
@@ -174,11 +192,13 @@ impl UserService {
             email: changes.email,
             password_hash,
         };
-        written(id, self.store.update(id, update, precondition).await?)
+        let outcome = self.store.update(id, update, precondition).await?;
+        self.written(id, outcome)
     }
 
     pub async fn delete(&self, id: UserId, precondition: &Precondition) -> Result<(), UserError> {
-        written(id, self.store.delete(id, precondition).await?)
+        let outcome = self.store.delete(id, precondition).await?;
+        self.written(id, outcome)
     }
 
     /// The user whose email and password these are. An unknown email costs

@@ -8,11 +8,16 @@ pub enum StoreError {
     /// retrying later, unlike other failures.
     #[error("the database is unavailable")]
     Unavailable(#[source] Error),
+    /// A stored document is not in this service's format: one another
+    /// service wrote, waiting for `user-api migrate`.
+    #[error("a stored document is not in this service's format")]
+    Unreadable(#[source] Error),
     #[error("database error")]
     Database(#[source] Error),
 }
 
 const DUPLICATE_KEY: i32 = 11000;
+const NAMESPACE_NOT_FOUND: i32 = 26;
 
 /// Server error codes that mean "not now" rather than "never": the node is
 /// unreachable, shutting down or not (or no longer) the primary.
@@ -42,6 +47,11 @@ pub(super) fn is_duplicate_key(error: &Error) -> bool {
     code(error) == Some(DUPLICATE_KEY)
 }
 
+/// The collection (or database) does not exist yet.
+pub(super) fn is_namespace_missing(error: &Error) -> bool {
+    code(error) == Some(NAMESPACE_NOT_FOUND)
+}
+
 impl From<Error> for StoreError {
     fn from(error: Error) -> Self {
         let unreachable = matches!(
@@ -52,6 +62,8 @@ impl From<Error> for StoreError {
         );
         if unreachable || code(&error).is_some_and(|code| UNAVAILABLE_CODES.contains(&code)) {
             Self::Unavailable(error)
+        } else if matches!(error.kind.as_ref(), ErrorKind::BsonDeserialization(_)) {
+            Self::Unreadable(error)
         } else if is_duplicate_key(&error) {
             Self::EmailTaken
         } else {

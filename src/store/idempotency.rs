@@ -10,13 +10,19 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{error::is_duplicate_key, measured, users::UserDocument, StoreError};
+use super::{
+    error::{is_duplicate_key, is_namespace_missing},
+    measured,
+    users::UserDocument,
+    StoreError,
+};
 use crate::{
     domain::{StoredHash, User, UserId},
     metrics::Metrics,
 };
 
 const COLLECTION: &str = "idempotency_keys";
+const EXPIRY_INDEX: &str = "expire_after_24h";
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What the first request with a key claimed, as stored.
@@ -82,7 +88,7 @@ impl IdempotencyStore {
             .keys(doc! { "created_at": 1 })
             .options(
                 IndexOptions::builder()
-                    .name("expire_after_24h".to_owned())
+                    .name(EXPIRY_INDEX.to_owned())
                     .expire_after(KEY_LIFETIME)
                     .build(),
             )
@@ -94,6 +100,21 @@ impl IdempotencyStore {
         )
         .await?;
         Ok(())
+    }
+
+    /// Whether the TTL index is there.
+    pub async fn indexes_present(&self) -> Result<bool, StoreError> {
+        let names = measured(
+            &self.metrics,
+            "idempotency.list_indexes",
+            self.records.list_index_names(),
+        )
+        .await;
+        match names {
+            Ok(names) => Ok(names.iter().any(|name| name == EXPIRY_INDEX)),
+            Err(StoreError::Database(error)) if is_namespace_missing(&error) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     /// The live record for `id`. Expired records count as absent even

@@ -9,7 +9,7 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{measured, StoreError};
+use super::{error::is_namespace_missing, measured, StoreError};
 use crate::{
     domain::{EmailAddress, Precondition, StoredHash, User, UserId, UserName},
     metrics::Metrics,
@@ -105,9 +105,11 @@ fn without_hash() -> Document {
     doc! { "password_hash": 0 }
 }
 
-/// The filter for "this user, if the precondition holds".
+/// The filter for "this user, if the precondition holds". A document this
+/// service did not write (no version) is never a target: it is left whole
+/// for `user-api migrate`.
 fn target(id: UserId, precondition: &Precondition) -> Document {
-    let mut filter = doc! { "_id": id.object_id() };
+    let mut filter = doc! { "_id": id.object_id(), "version": { "$exists": true } };
     if let Precondition::OneOf(versions) = precondition {
         filter.insert("version", doc! { "$in": versions.clone() });
     }
@@ -140,6 +142,33 @@ impl UserStore {
         )
         .await?;
         Ok(())
+    }
+
+    /// Whether the indexes [`UserStore::ensure_indexes`] makes are there.
+    pub async fn indexes_present(&self) -> Result<bool, StoreError> {
+        let names = measured(
+            &self.metrics,
+            "users.list_indexes",
+            self.users.list_index_names(),
+        )
+        .await;
+        match names {
+            Ok(names) => Ok(names.iter().any(|name| name == EMAIL_INDEX)),
+            // No collection yet, so no index either.
+            Err(StoreError::Database(error)) if is_namespace_missing(&error) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The id of some document this service did not write (it has no
+    /// version), if there is one.
+    pub async fn find_foreign(&self) -> Result<Option<String>, StoreError> {
+        let documents = self.users.clone_with_type::<Document>();
+        let find = documents
+            .find_one(doc! { "version": { "$exists": false } })
+            .projection(doc! { "_id": 1 });
+        let found = measured(&self.metrics, "users.find_foreign", find).await?;
+        Ok(found.and_then(|document| document.get("_id").map(ToString::to_string)))
     }
 
     /// Inserts `user` exactly as given, so the caller already holds what was

@@ -173,16 +173,35 @@ async fn an_unreachable_database_is_reported_within_seconds() {
         reqwest::get(format!("{base}/ping")).await.unwrap().status(),
         200
     );
+    // Anyone learns that it is down and why, as a stable code ...
     let health = reqwest::get(format!("{base}/health")).await.unwrap();
     assert_eq!(health.status(), 503);
-    let health: serde_json::Value = health.json().await.unwrap();
-    assert_eq!(health["data"]["database"]["status"], "down", "{health}");
+    let health = health.text().await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(body["data"]["status"], "down", "{health}");
+    assert_eq!(body["data"]["reason"], "database_unreachable", "{health}");
+    assert_eq!(body["data"]["database"]["status"], "down", "{health}");
     assert!(
-        health["data"]["database"]["error"]
+        !health.contains(&dead.to_string()),
+        "public /health names hosts: {health}"
+    );
+    assert!(body["data"].get("detail").is_none(), "{health}");
+    // ... and a caller with an API key, what the driver said.
+    let keyed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/health"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        keyed["data"]["detail"]
             .as_str()
             .unwrap()
             .contains(&format!("127.0.0.1:{dead}")),
-        "{health}"
+        "{keyed}"
     );
     let port = base.rsplit(':').next().unwrap().to_owned();
     let probe = run(user_api().arg("healthcheck").env("PORT", &port));

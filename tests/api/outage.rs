@@ -76,6 +76,15 @@ impl Database {
         }
     }
 
+    /// Starts it again on new, empty storage: the same address, another
+    /// database.
+    async fn restart_empty(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.storage);
+        std::fs::create_dir_all(&self.storage).unwrap();
+        self.restart().await;
+    }
+
     /// Kills the process outright, as a crash would.
     fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {
@@ -214,4 +223,90 @@ async fn the_service_starts_before_its_database_and_writes_wait_for_the_indexes(
     app.post_user(json!({ "name": "Twin", "email": "LATER@example.com", "password": PASSWORD }))
         .await
         .assert_error(409, "email_taken");
+}
+
+/// The database comes back empty (a restore, a new cluster): the service
+/// must not trust the indexes it confirmed before. It recreates them before
+/// any write goes through, so two users still cannot share an email.
+#[tokio::test]
+async fn a_database_that_comes_back_empty_gets_its_indexes_again() {
+    let mut database = Database::start().await;
+    let uri = database.uri();
+    let app = TestApp::spawn_with(|config| {
+        config.mongo_uri = uri;
+        config.database.server_selection_timeout_ms = 1_000;
+    })
+    .await;
+    wait_for_health(&app, StatusCode::OK, Duration::from_secs(10)).await;
+    app.create_user("Before", "before@example.com").await;
+
+    database.kill();
+    wait_for_health(
+        &app,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_secs(15),
+    )
+    .await;
+    database.restart_empty().await;
+    wait_for_health(&app, StatusCode::OK, Duration::from_secs(30)).await;
+
+    app.create_user("Same", "same@example.com").await;
+    app.post_user(json!({ "name": "Twin", "email": "SAME@example.com", "password": PASSWORD }))
+        .await
+        .assert_error(409, "email_taken");
+    let count = app
+        .get("/user?email=same@example.com")
+        .await
+        .data()
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(count, 1);
+}
+
+/// An index dropped behind the service's back is noticed within a check or
+/// two; writes wait while it cannot be rebuilt, and /health says why.
+#[tokio::test]
+async fn a_dropped_index_stops_writes_until_it_is_back() {
+    use mongodb::bson::Document;
+
+    let app = TestApp::spawn().await;
+    let user = app.create_user("Ada", "ada@example.com").await;
+    let users = app.db.collection::<Document>("users");
+    users.drop_index("email_unique").await.unwrap();
+    // While the index is gone, something writes a second Ada directly.
+    let mut twin = users
+        .find_one(doc! { "email": "ada@example.com" })
+        .await
+        .unwrap()
+        .unwrap();
+    twin.insert("_id", ObjectId::new());
+    users.insert_one(&twin).await.unwrap();
+
+    let failed = wait_for_health(
+        &app,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(failed.data()["reason"], "indexes_failed");
+    assert_eq!(failed.data()["indexes_ready"], false);
+    app.post_user(json!({ "name": "Bob", "email": "bob@example.com", "password": PASSWORD }))
+        .await
+        .assert_error(503, "unavailable");
+
+    users
+        .delete_one(doc! { "_id": twin.get_object_id("_id").unwrap() })
+        .await
+        .unwrap();
+    wait_for_health(&app, StatusCode::OK, Duration::from_secs(10)).await;
+    app.post_user(json!({ "name": "Ada", "email": "ADA@example.com", "password": PASSWORD }))
+        .await
+        .assert_error(409, "email_taken");
+    assert_eq!(
+        app.get(&format!("/user/{}", user["id"].as_str().unwrap()))
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
