@@ -31,6 +31,10 @@ pub enum Command {
     /// Ask the service on HOST:PORT whether it is ready (GET /health); exit 0
     /// if so, 1 if not. For container health checks.
     Healthcheck,
+    /// Adopt the users the Flask service wrote into MONGO_URI's database.
+    /// Exit 0 when every document was migrated, 3 when some were listed as
+    /// not migrated (see the report), 1 on an error.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

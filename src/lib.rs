@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod hashing;
 pub mod metrics;
+pub mod migrate;
 pub mod probe;
 pub mod readiness;
 pub mod service;

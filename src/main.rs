@@ -4,9 +4,9 @@ use clap::{error::ErrorKind, Parser};
 use user_api::{
     api,
     config::{Cli, Command, Config},
-    probe,
+    migrate, probe,
     startup::Application,
-    telemetry::{self, ErrorChain},
+    telemetry::{self, ErrorChain, Output},
 };
 
 #[tokio::main]
@@ -41,12 +41,20 @@ async fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(reason) => fail(&reason),
         },
+        Some(Command::Migrate(args)) => {
+            let config = cli.config;
+            if let Err(err) = telemetry::init(&config.log_filter, config.log_format, Output::Stderr)
+            {
+                return fail(&err);
+            }
+            ExitCode::from(migrate::finish(migrate::run(&config, &args).await))
+        }
         Some(Command::Serve) | None => serve(cli.config).await,
     }
 }
 
 async fn serve(config: Config) -> ExitCode {
-    if let Err(err) = telemetry::init(&config.log_filter, config.log_format) {
+    if let Err(err) = telemetry::init(&config.log_filter, config.log_format, Output::Stdout) {
         return fail(&err);
     }
     let app = match Application::build(&config).await {

@@ -15,7 +15,7 @@ use poem::{
 
 use crate::{
     api::{self, AppState, Authenticator, RateLimits},
-    config::{Config, DatabaseConfig},
+    config::Config,
     hashing::{HashingError, HashingLimits, PasswordHasher},
     metrics::Metrics,
     readiness,
@@ -71,8 +71,8 @@ impl Application {
             .await
             .map_err(StartupError::Hashing)?;
 
-        let (database, hosts) = connect(&config.mongo_uri, &config.database).await?;
-        tracing::info!(%hosts, database = database.name(), "using MongoDB");
+        let (database, hosts) = connect(config).await?;
+        tracing::info!(hosts = %hosts.join(","), database = database.name(), "using MongoDB");
         let store = UserStore::new(&database, metrics.clone());
         let idempotency = IdempotencyStore::new(&database, metrics.clone());
         let readiness = readiness::watch(store.clone(), idempotency.clone()).await;
@@ -130,10 +130,11 @@ impl Application {
     }
 }
 
-/// A database handle and, for messages, the hosts it points at. Nothing is
-/// sent to the server yet.
-async fn connect(uri: &str, tuning: &DatabaseConfig) -> Result<(Database, String), StartupError> {
-    let mut options = ClientOptions::parse(uri)
+/// A handle on the database `MONGO_URI` names and the hosts it points at,
+/// sorted. Nothing is sent to the server yet.
+pub async fn connect(config: &Config) -> Result<(Database, Vec<String>), StartupError> {
+    let tuning = &config.database;
+    let mut options = ClientOptions::parse(&config.mongo_uri)
         .await
         .map_err(StartupError::InvalidMongoUri)?;
     let millis = Duration::from_millis;
@@ -155,12 +156,8 @@ async fn connect(uri: &str, tuning: &DatabaseConfig) -> Result<(Database, String
             .journal(true)
             .build()
     });
-    let hosts = options
-        .hosts
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let mut hosts: Vec<String> = options.hosts.iter().map(ToString::to_string).collect();
+    hosts.sort();
     let database = options
         .default_database
         .clone()

@@ -17,16 +17,39 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The service logs to standard output.
+    Stdout,
+    /// Commands whose standard output is their result log to standard error.
+    Stderr,
+}
+
 /// Installs the global subscriber. Colours only on a terminal, so files and
 /// log pipelines get plain text. Fails on a malformed filter.
-pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
+pub fn init(filter: &str, format: LogFormat, output: Output) -> Result<(), String> {
     let filter = EnvFilter::try_new(filter).map_err(|err| format!("RUST_LOG: {err}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(io::stdout().is_terminal());
-    let installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let installed = match output {
+        Output::Stdout => {
+            let builder = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(io::stdout().is_terminal());
+            match format {
+                LogFormat::Text => builder.try_init(),
+                LogFormat::Json => builder.json().flatten_event(true).try_init(),
+            }
+        }
+        Output::Stderr => {
+            let builder = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(io::stderr)
+                .with_ansi(io::stderr().is_terminal());
+            match format {
+                LogFormat::Text => builder.try_init(),
+                LogFormat::Json => builder.json().flatten_event(true).try_init(),
+            }
+        }
     };
     installed.map_err(|err| err.to_string())
 }

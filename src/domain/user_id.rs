@@ -1,5 +1,6 @@
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use mongodb::bson::oid::ObjectId;
 
 /// A user's id: a MongoDB ObjectId, written on the wire as 24 hex digits.
@@ -22,6 +23,23 @@ impl UserId {
         ObjectId::parse_str(raw)
             .map(Self)
             .map_err(|_| "must be a 24-character hexadecimal id".into())
+    }
+
+    /// A fresh id whose timestamp is `time` (to the second), so that ids
+    /// keep following creation times for users created elsewhere, earlier.
+    /// `None` when `time` falls outside what an ObjectId can hold (1970 to
+    /// 2106).
+    pub fn generate_at(time: DateTime<Utc>) -> Option<Self> {
+        let seconds = u32::try_from(time.timestamp()).ok()?;
+        let mut bytes = ObjectId::new().bytes();
+        bytes[..4].copy_from_slice(&seconds.to_be_bytes());
+        Some(Self::from_bytes(bytes))
+    }
+
+    /// When the id was made, to the second: ObjectIds start with it.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.0.timestamp().timestamp_millis() / 1000, 0)
+            .unwrap_or_default()
     }
 
     pub fn from_bytes(bytes: [u8; 12]) -> Self {
@@ -72,6 +90,19 @@ mod tests {
         ] {
             assert!(UserId::parse(raw).is_err(), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn ids_carry_their_creation_second() {
+        let time = DateTime::parse_from_rfc3339("2021-03-04T05:06:07.890Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = UserId::generate_at(time).unwrap();
+        assert_eq!(id.created_at().to_rfc3339(), "2021-03-04T05:06:07+00:00");
+        let flask = UserId::parse("6b0a2981e83f4cfa13537ef0").unwrap();
+        assert_eq!(flask.created_at().timestamp(), 0x6b0a2981);
+        let too_early = DateTime::parse_from_rfc3339("1969-12-31T23:59:59Z").unwrap();
+        assert!(UserId::generate_at(too_early.with_timezone(&Utc)).is_none());
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub enum StoreError {
     Database(#[source] Error),
 }
 
-const DUPLICATE_KEY: i32 = 11000;
+pub(super) const DUPLICATE_KEY: i32 = 11000;
 const NAMESPACE_NOT_FOUND: i32 = 26;
 
 /// Server error codes that mean "not now" rather than "never": the node is

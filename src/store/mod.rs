@@ -1,12 +1,16 @@
 //! Persistence in MongoDB. Everything the service stores goes through here.
 
+mod batch;
 mod error;
 mod idempotency;
+mod legacy;
 mod users;
 
+pub use batch::BatchOutcome;
 pub use error::StoreError;
 pub use idempotency::{IdempotencyRecord, IdempotencyStore};
-pub use users::{ListQuery, UserStore, UserUpdate, Written};
+pub use legacy::{Markers, Source, SourceDocument, SourceId, SourceLocation, TextField};
+pub use users::{ListQuery, UserStore, UserUpdate, Written, COLLECTION as USERS_COLLECTION};
 
 use std::{future::IntoFuture, time::Instant};
 

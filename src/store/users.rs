@@ -15,7 +15,8 @@ use crate::{
     metrics::Metrics,
 };
 
-const COLLECTION: &str = "users";
+/// The collection the service keeps its users in.
+pub const COLLECTION: &str = "users";
 const EMAIL_INDEX: &str = "email_unique";
 
 /// A user as stored. Reads project the hash away, except the one that checks
@@ -53,6 +54,10 @@ impl UserDocument {
             updated_at: to_bson_time(user.updated_at),
             version: user.version,
         }
+    }
+
+    pub(super) fn take_hash(&mut self) -> Option<String> {
+        self.password_hash.take()
     }
 
     pub(super) fn into_user(self) -> User {
@@ -97,8 +102,8 @@ pub struct ListQuery {
 
 #[derive(Clone)]
 pub struct UserStore {
-    users: Collection<UserDocument>,
-    metrics: Arc<Metrics>,
+    pub(super) users: Collection<UserDocument>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 fn without_hash() -> Document {
@@ -205,7 +210,7 @@ impl UserStore {
         let Some(mut document) = measured(&self.metrics, "users.credentials", find).await? else {
             return Ok(None);
         };
-        let hash = match document.password_hash.take() {
+        let hash = match document.take_hash() {
             Some(text) => StoredHash::parse(&text),
             None => Err("there is no password hash".to_owned()),
         };

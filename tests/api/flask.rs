@@ -93,3 +93,67 @@ pub fn write(uri: &str, database: &str, collection: &str, users: &[FlaskUser]) -
         .expect("the written documents")
         .clone()
 }
+
+const BULK_WRITER: &str = r#"
+import json, sys
+from bson import ObjectId
+from passlib.context import CryptContext
+from pymongo import MongoClient
+
+uri, database, collection, count = sys.argv[1:5]
+spec = json.load(sys.stdin)
+users = MongoClient(uri)[database][collection]
+# One argon2 hash for all: hashing thousands at passlib's settings would take
+# minutes, and every document is still exactly what the service stored.
+password = CryptContext(schemes=["argon2", "bcrypt"], default="argon2").hash(spec["password"])
+documents = [
+    {"_id": str(ObjectId()), "name": f"User {i}", "email": f"user{i}@example.com",
+     "password": password}
+    for i in range(int(count))
+]
+users.insert_many(documents)
+print(json.dumps(len(documents)))
+"#;
+
+/// Writes `count` Flask-era users (`user{i}@example.com`) sharing one
+/// passlib argon2 hash of `password`.
+pub fn write_many(uri: &str, database: &str, collection: &str, count: usize, password: &str) {
+    run_python(
+        BULK_WRITER,
+        &[uri, database, collection, &count.to_string()],
+        &json!({ "password": password }),
+    );
+}
+
+const RAW_WRITER: &str = r#"
+import json, sys
+from bson import json_util
+from pymongo import MongoClient
+
+uri, database, collection = sys.argv[1:4]
+documents = json_util.loads(sys.stdin.read())
+MongoClient(uri)[database][collection].insert_many(documents)
+print(json.dumps(len(documents)))
+"#;
+
+/// Inserts documents given in MongoDB Extended JSON, as someone editing the
+/// database by hand might have left them.
+pub fn write_raw(uri: &str, database: &str, collection: &str, documents: Value) {
+    run_python(RAW_WRITER, &[uri, database, collection], &documents);
+}
+
+const DUMPER: &str = r#"
+import json, sys
+from bson import json_util
+from pymongo import MongoClient
+
+uri, database, collection = sys.argv[1:4]
+documents = list(MongoClient(uri)[database][collection].find().sort("_id", 1))
+print(json_util.dumps(documents, json_options=json_util.CANONICAL_JSON_OPTIONS))
+"#;
+
+/// Every document of a collection, in `_id` order, as canonical Extended
+/// JSON: to compare collections exactly.
+pub fn dump(uri: &str, database: &str, collection: &str) -> Value {
+    run_python(DUMPER, &[uri, database, collection], &Value::Null)
+}

@@ -12,6 +12,7 @@ mod idempotency;
 mod legacy;
 mod limits;
 mod list;
+mod migrate;
 mod observability;
 mod outage;
 mod read_delete;
