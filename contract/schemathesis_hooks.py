@@ -1,12 +1,7 @@
 """Schemathesis hooks for `scripts/contract fuzz`.
 
-bcrypt reads at most 72 bytes, so the server refuses a password of more than
-72 bytes of UTF-8 (it never truncates one silently). The spec says so in the
-password's description and bounds it with `maxLength: 72`, but JSON Schema
-counts characters, not bytes: 72 non-ASCII characters are schema-valid and
-still too long. This hook drops exactly those generated bodies, whose
-password is within `maxLength` yet over 72 bytes, so that a "schema-valid"
-case really is valid. Nothing else is filtered.
+Each hook teaches Schemathesis one thing the spec cannot say, and claims no
+more than that one thing; every other failure stands.
 """
 
 import schemathesis
@@ -14,10 +9,24 @@ from schemathesis.core.parameters import ParameterLocation
 
 MAX_PASSWORD_BYTES = 72
 
+# The operations whose body carries a new password under the policy.
+PASSWORD_BODIES = {("POST", "/user"), ("PUT", "/user/{id}"), ("PATCH", "/user/{id}")}
+
+
+def operation_key(context):
+    operation = context.operation
+    return (operation.method.upper(), operation.path) if operation else None
+
 
 @schemathesis.hook
 def filter_body(context, body):
-    if not isinstance(body, dict):
+    """bcrypt reads at most 72 bytes, so the server refuses a new password of
+    more than 72 bytes of UTF-8 (it never truncates one silently). JSON Schema
+    counts characters, not bytes: 72 non-ASCII characters are schema-valid
+    and still too long. This drops exactly those generated bodies, whose
+    password is within `maxLength` yet over 72 bytes, and only for the
+    operations that set a password; verify compares any attempt."""
+    if operation_key(context) not in PASSWORD_BODIES or not isinstance(body, dict):
         return True
     password = body.get("password")
     if not isinstance(password, str):
@@ -27,18 +36,52 @@ def filter_body(context, body):
     return not (within_max_length and over_byte_limit)
 
 
+# A schema-valid request that the server refuses because of what happened
+# before it, not because of what it says: (status, error code, the header
+# whose history refuses it).
+STATEFUL_REFUSALS = [
+    # The Idempotency-Key was used before with a different request.
+    (422, "idempotency_key_reused", "Idempotency-Key"),
+    # If-Match names a version the user is no longer at.
+    (412, "precondition_failed", "If-Match"),
+]
+
+
+def error_body(response):
+    try:
+        body = response.json()
+    except Exception:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
-    """Drops one false alarm of Schemathesis's own, and nothing else.
+    """Drops two kinds of "schema-valid request rejected" (ST202), exactly:
 
-    Its coverage phase cannot make a valid value for a header whose pattern
-    needs characters other than letters and digits (it narrows header strings
-    to those), and an entity tag in If-Match or If-None-Match needs quotes.
-    It then builds its "default positive test" around a negative value for
-    that header while still calling the case positive, and reports the
-    server's correct 400 as "schema-valid request rejected" (ST202). Such a
-    case is recognisable: its own metadata marks the header component as
-    generated in negative mode. Every other failure stands.
+    1. A refusal in STATEFUL_REFUSALS, when the request carries the header
+       whose history refuses it and the answer names that very error code.
+    2. A false alarm of Schemathesis's coverage phase: it cannot make a valid
+       value for a header whose pattern needs characters other than letters
+       and digits, and an entity tag in If-Match or If-None-Match needs
+       quotes. It builds its "default positive test" around a negative value
+       for that header while calling the case positive. Dropped only when the
+       case's own metadata marks its headers as negative and the answer is a
+       400 whose `details` name If-Match or If-None-Match.
     """
+    if failure.code != "ST202":
+        return True
+    body = error_body(response)
+    headers = {name.lower() for name in (case.headers or {})}
+    for status, code, header in STATEFUL_REFUSALS:
+        if (
+            response.status_code == status
+            and body.get("error") == code
+            and header.lower() in headers
+        ):
+            return False
     negative_header = case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER)
-    return not (failure.code == "ST202" and negative_header)
+    named = {detail.get("field") for detail in body.get("details") or [] if isinstance(detail, dict)}
+    if negative_header and response.status_code == 400 and named & {"If-Match", "If-None-Match"}:
+        return False
+    return True

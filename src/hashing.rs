@@ -193,6 +193,11 @@ impl PasswordHasher {
             .set_verify_floor(Duration::from_nanos(previous.max(nanos)));
     }
 
+    /// How many jobs run at once.
+    pub fn concurrency(&self) -> usize {
+        self.limits.concurrency.max(1)
+    }
+
     /// Jobs waiting for a slot right now.
     pub fn queue_depth(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)

@@ -1,14 +1,16 @@
 """A round trip through the Python client generated from openapi.yaml by
 openapi-python-client: create, get, list with paging, replace, patch,
-delete, and the typed errors for a 409 and a 404.
+delete, the typed errors for a 409 and a 404, and an import of a user with
+a passlib hash who then verifies.
 
-Usage: python python_roundtrip.py SDK_DIR BASE_URL API_KEY
+Usage: python python_roundtrip.py SDK_DIR BASE_URL API_KEY LEGACY_HASH
+LEGACY_HASH is passlib's pbkdf2_sha256 hash of "Legacy@123".
 """
 
 import sys
 import uuid
 
-sdk_dir, base_url, api_key = sys.argv[1:4]
+sdk_dir, base_url, api_key, legacy_hash = sys.argv[1:5]
 sys.path.insert(0, sdk_dir)
 
 from user_api_client import AuthenticatedClient  # noqa: E402
@@ -16,18 +18,25 @@ from user_api_client.api.users import (  # noqa: E402
     create_user,
     delete_user,
     get_user,
+    import_users,
     list_users,
     patch_user,
     replace_user,
+    verify_user,
 )
 from user_api_client.models import (  # noqa: E402
     CreateUserRequest,
     ErrorCode,
     ErrorEnvelope,
+    ImportEnvelope,
+    ImportRequest,
+    ImportStatus,
+    ImportUser,
     PatchUserRequest,
     ReplaceUserRequest,
     UserEnvelope,
     UserListEnvelope,
+    VerifyRequest,
 )
 
 
@@ -101,4 +110,30 @@ missing = get_user.sync(id=first.id, client=client)
 check(isinstance(missing, ErrorEnvelope), "404 parses as ErrorEnvelope")
 check(missing.error == ErrorCode.NOT_FOUND and missing.status_code == 404, "404 is not_found")
 
-print(f"python SDK round trip ok: {len(created)} created, {len(seen)} listed, replaced, patched, 409, deleted, 404")
+# Import a user with a hash another system made, and one that fails alone.
+imported = import_users.sync(
+    client=client,
+    body=ImportRequest(
+        users=[
+            ImportUser(
+                name=f"Legacy {run}",
+                email=f"py-legacy-{run}@example.com",
+                password_hash=legacy_hash,
+                ref="legacy",
+            ),
+            ImportUser(name="Broken", email="not-an-email", password="Password@123"),
+        ]
+    ),
+)
+check(isinstance(imported, ImportEnvelope), "import parses as ImportEnvelope")
+check(imported.data.created == 1 and imported.data.failed == 1, "import counts")
+legacy, broken = imported.data.results
+check(legacy.status == ImportStatus.CREATED and legacy.ref == "legacy", "the imported user")
+check(broken.error == ErrorCode.VALIDATION_FAILED and broken.details[0].field == "email", "the failed item")
+verified = verify_user.sync(
+    client=client,
+    body=VerifyRequest(email=f"py-legacy-{run}@example.com", password="Legacy@123"),
+)
+check(isinstance(verified, UserEnvelope) and verified.data.id == legacy.id, "the imported user verifies")
+
+print(f"python SDK round trip ok: {len(created)} created, {len(seen)} listed, replaced, patched, 409, deleted, 404, imported, verified")

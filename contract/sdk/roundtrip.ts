@@ -1,9 +1,11 @@
 // A round trip through the TypeScript client generated from openapi.yaml
 // (openapi-typescript types, openapi-fetch client), type-checked by tsc:
-// create, get, list with paging, replace, patch, delete, and the typed
-// errors for a 409 and a 404.
+// create, get, list with paging, replace, patch, delete, the typed errors
+// for a 409 and a 404, and an import of a user with a passlib hash who then
+// verifies.
 //
-// Usage: node roundtrip.js BASE_URL API_KEY
+// Usage: node roundtrip.js BASE_URL API_KEY LEGACY_HASH
+// LEGACY_HASH is passlib's pbkdf2_sha256 hash of "Legacy@123".
 import createClient from "openapi-fetch";
 
 import type { components, paths } from "./schema.js";
@@ -11,9 +13,9 @@ import type { components, paths } from "./schema.js";
 type User = components["schemas"]["User"];
 type ErrorEnvelope = components["schemas"]["ErrorEnvelope"];
 
-const [baseUrl, apiKey] = process.argv.slice(2);
-if (!baseUrl || !apiKey) {
-  throw new Error("usage: node roundtrip.js BASE_URL API_KEY");
+const [baseUrl, apiKey, legacyHash] = process.argv.slice(2);
+if (!baseUrl || !apiKey || !legacyHash) {
+  throw new Error("usage: node roundtrip.js BASE_URL API_KEY LEGACY_HASH");
 }
 
 function check(condition: boolean, what: string): asserts condition {
@@ -77,6 +79,23 @@ const missing = await client.GET("/user/{id}", { params: { path: { id: first.id 
 const notFound: ErrorEnvelope | undefined = missing.error;
 check(missing.response.status === 404 && notFound?.error === "not_found", "404 is not_found");
 
+const imported = await client.POST("/user/import", {
+  body: {
+    users: [
+      { name: `Legacy ${run}`, email: `ts-legacy-${run}@example.com`, password_hash: legacyHash, ref: "legacy" },
+      { name: "Broken", email: "not-an-email", password: "Password@123" },
+    ],
+  },
+});
+check(imported.data !== undefined, `import answered ${imported.response.status}`);
+const [legacy, broken] = imported.data.data.results;
+check(legacy?.status === "created" && legacy.ref === "legacy", "the imported user");
+check(broken?.error === "validation_failed" && broken.details?.[0]?.field === "email", "the failed item");
+const verified = await client.POST("/user/verify", {
+  body: { email: `ts-legacy-${run}@example.com`, password: "Legacy@123" },
+});
+check(verified.data?.data.id === legacy.id, "the imported user verifies");
+
 console.log(
-  `TypeScript SDK round trip ok: ${created.length} created, ${seen.length} listed, replaced, patched, 409, deleted, 404`,
+  `TypeScript SDK round trip ok: ${created.length} created, ${seen.length} listed, replaced, patched, 409, deleted, 404, imported, verified`,
 );

@@ -15,13 +15,16 @@ use serde_json::{Map, Value};
 use super::errors::ApiError;
 use crate::domain::{FieldError, ValidationErrors};
 
-/// Largest request body accepted; bigger ones get 413 before any parsing.
+/// Largest request body accepted by default; bigger ones get 413 before any
+/// parsing.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// A request body type: its spec schema, how serde reads it, and its fields.
 pub trait RequestBody: Type + DeserializeOwned + Send {
     /// Fewest properties a valid body has (PATCH needs at least one).
     const MIN_PROPERTIES: usize = 0;
+    /// Largest body accepted; bigger ones get 413 before any parsing.
+    const MAX_BYTES: usize = MAX_BODY_BYTES;
     /// Every property, and whether it is required, as the published schema
     /// says. Implement with [`request_body!`].
     fn fields() -> &'static [(String, bool)];
@@ -30,9 +33,10 @@ pub trait RequestBody: Type + DeserializeOwned + Send {
 /// Implements [`RequestBody`] for a body type, reading its fields once from
 /// its own schema.
 macro_rules! request_body {
-    ($body:ty $(, min_properties = $min:expr)?) => {
+    ($body:ty $(, min_properties = $min:expr)? $(, max_bytes = $max:expr)?) => {
         impl $crate::api::body::RequestBody for $body {
             $(const MIN_PROPERTIES: usize = $min;)?
+            $(const MAX_BYTES: usize = $max;)?
             fn fields() -> &'static [(String, bool)] {
                 static FIELDS: std::sync::LazyLock<Vec<(String, bool)>> =
                     std::sync::LazyLock::new($crate::api::body::schema_fields::<$body>);
@@ -92,17 +96,17 @@ impl<T: RequestBody> ParsePayload for JsonBody<T> {
 
     async fn from_request(request: &Request, body: &mut PoemBody) -> Result<Self> {
         let too_large = ApiError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
+            limit: T::MAX_BYTES,
         };
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        if declared.is_some_and(|length| length > T::MAX_BYTES as u64) {
             return Err(too_large.into());
         }
         // A chunked body declares no length: stop reading at the limit.
-        let bytes = match body.take()?.into_bytes_limit(MAX_BODY_BYTES).await {
+        let bytes = match body.take()?.into_bytes_limit(T::MAX_BYTES).await {
             Ok(bytes) => bytes,
             Err(ReadBodyError::PayloadTooLarge) => return Err(too_large.into()),
             Err(other) => return Err(other.into()),

@@ -108,10 +108,11 @@ impl Edge {
             _ => None,
         };
         self.limits.charge(budget, &request, caller)?;
-        match tokio::time::timeout(self.deadline, endpoint.call(request)).await {
+        let deadline = self.deadline * operation.map_or(1, |operation| operation.deadline_factor);
+        match tokio::time::timeout(deadline, endpoint.call(request)).await {
             Ok(result) => result.map(IntoResponse::into_response),
             Err(_elapsed) => Err(ApiError::Timeout {
-                seconds: self.deadline.as_secs_f64().ceil() as u64,
+                seconds: deadline.as_secs_f64().ceil() as u64,
             }
             .into()),
         }

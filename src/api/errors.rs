@@ -48,6 +48,7 @@ pub enum ErrorCode {
     InvalidId,
     NotFound,
     EmailTaken,
+    IdTaken,
     UnsupportedMediaType,
     MethodNotAllowed,
     Unauthorized,
@@ -83,12 +84,13 @@ struct CodeSpec {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::ValidationFailed,
         Self::MalformedJson,
         Self::InvalidId,
         Self::NotFound,
         Self::EmailTaken,
+        Self::IdTaken,
         Self::UnsupportedMediaType,
         Self::MethodNotAllowed,
         Self::Unauthorized,
@@ -137,6 +139,11 @@ impl ErrorCode {
                 "Another user already has this email (compared after normalizing).",
                 &[],
             ),
+            Self::IdTaken => (
+                StatusCode::CONFLICT,
+                "A user with this id has another email (in `POST /user/import` results).",
+                &[],
+            ),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "The request body is not `application/json`.",
@@ -159,7 +166,8 @@ impl ErrorCode {
             ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "The request body is over 16 KiB.",
+                "The request body is over the operation's limit: 16 KiB, and 1 MiB for \
+                 `POST /user/import`.",
                 &[],
             ),
             Self::IdempotencyKeyReused => (
@@ -764,7 +772,9 @@ mod tests {
 
     #[test]
     fn every_code_has_an_example_and_is_listed_once() {
-        let codes: HashSet<ErrorCode> = examples().iter().map(ApiError::code).collect();
+        let mut codes: HashSet<ErrorCode> = examples().iter().map(ApiError::code).collect();
+        // Only ever an import item's outcome, never a response.
+        codes.insert(ErrorCode::IdTaken);
         assert_eq!(codes.len(), ErrorCode::ALL.len());
         assert_eq!(
             ErrorCode::ALL.iter().collect::<HashSet<_>>().len(),

@@ -11,7 +11,9 @@ use poem_openapi::{
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::domain::{EmailAddress, IdempotencyKey, Password, UserId, UserName};
+use poem::Request;
+
+use crate::domain::{EmailAddress, IdempotencyKey, Password, UserId, UserName, ValidationErrors};
 
 /// How a field or parameter is described in the spec.
 pub trait FieldRules: Send + Sync + 'static {
@@ -216,6 +218,28 @@ impl FieldRules for AttemptRules {
             )
         }
     }
+}
+
+/// The `Idempotency-Key` header's name.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// The `Idempotency-Key` a request carries, if any. Read from the request
+/// itself: the header extractor skips a value that is not visible ASCII,
+/// and such a key is refused, not ignored; so is a key sent twice.
+pub fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ValidationErrors> {
+    let mut values = request.headers().get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ValidationErrors::single(
+            IDEMPOTENCY_KEY,
+            "must be sent once",
+        ));
+    }
+    IdempotencyKey::parse(value.to_str().unwrap_or_default())
+        .map(Some)
+        .map_err(|message| ValidationErrors::single(IDEMPOTENCY_KEY, message))
 }
 
 pub enum IdempotencyKeyRules {}

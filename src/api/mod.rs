@@ -7,6 +7,7 @@ mod edge;
 mod errors;
 mod fields;
 mod health;
+mod import;
 mod limits;
 mod operations;
 mod paging;
@@ -58,11 +59,11 @@ pub enum ApiTags {
 /// Routes served beside the API, outside the spec.
 const DOCUMENTATION_ROUTES: [&str; 3] = ["/openapi.json", "/openapi.yaml", "/docs"];
 
-pub(crate) type Apis = (health::HealthApi, users::UserApi);
+pub(crate) type Apis = (health::HealthApi, users::UserApi, import::ImportApi);
 
 fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (health::HealthApi, users::UserApi),
+        (health::HealthApi, users::UserApi, import::ImportApi),
         "User API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -30,6 +30,8 @@ pub struct Operation {
     pub user_path: bool,
     /// Reads or writes the database: 503 `unavailable`, and the deadline.
     pub database: bool,
+    /// How many times `REQUEST_TIMEOUT_MS` the operation may take.
+    pub deadline_factor: u32,
     /// Errors particular to this operation.
     pub errors: &'static [ErrorCode],
 }
@@ -91,6 +93,7 @@ const USER: Operation = Operation {
     body: false,
     user_path: false,
     database: true,
+    deadline_factor: 1,
     errors: &[],
 };
 
@@ -101,6 +104,7 @@ const OPERATIONS_ROUTE: Operation = Operation {
     body: false,
     user_path: false,
     database: false,
+    deadline_factor: 1,
     errors: &[],
 };
 
@@ -144,6 +148,15 @@ operations! {
         budget: Budget::Write,
         user_path: true,
         errors: &[ValidationFailed, PreconditionFailed, PreconditionRequired],
+        ..USER
+    };
+    ImportUsers = Operation {
+        id: "importUsers",
+        budget: Budget::Write,
+        body: true,
+        // Up to 100 plaintext passwords to hash.
+        deadline_factor: 4,
+        errors: &[IdempotencyKeyReused, IdempotencyKeyInProgress],
         ..USER
     };
     VerifyUser = Operation {

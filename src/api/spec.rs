@@ -69,11 +69,12 @@ impl ApiSpec {
     }
 }
 
-/// Request bodies refuse unknown fields (mass-assignment protection). The
-/// spec says so with `additionalProperties: false`, which poem-openapi's
-/// schema model cannot express, on every schema used as a request body.
+/// Request bodies refuse unknown fields (mass-assignment protection), the
+/// objects nested in them too. The spec says so with
+/// `additionalProperties: false`, which poem-openapi's schema model cannot
+/// express, on every schema a request body uses.
 fn forbid_unknown_request_fields(document: &mut Value) {
-    let names: Vec<String> = document["paths"]
+    let mut pending: Vec<String> = document["paths"]
         .as_object()
         .into_iter()
         .flat_map(|paths| paths.values())
@@ -83,17 +84,43 @@ fn forbid_unknown_request_fields(document: &mut Value) {
         .filter_map(Value::as_object)
         .flat_map(|media| media.values())
         .filter_map(|media| media.pointer("/schema/$ref").and_then(Value::as_str))
-        .filter_map(|reference| reference.strip_prefix("#/components/schemas/"))
-        .map(str::to_owned)
+        .filter_map(schema_name)
         .collect();
-    for name in names {
-        if let Some(schema) = document
+    let mut done: Vec<String> = Vec::new();
+    while let Some(name) = pending.pop() {
+        if done.contains(&name) {
+            continue;
+        }
+        let Some(schema) = document
             .pointer_mut(&format!("/components/schemas/{name}"))
             .and_then(Value::as_object_mut)
-        {
+        else {
+            continue;
+        };
+        if schema.get("type").and_then(Value::as_str) == Some("object") {
             schema.insert("additionalProperties".into(), Value::Bool(false));
         }
+        let nested = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|properties| properties.values())
+            .filter_map(|property| {
+                property
+                    .get("$ref")
+                    .or_else(|| property.pointer("/items/$ref"))
+                    .and_then(Value::as_str)
+            })
+            .filter_map(schema_name);
+        pending.extend(nested);
+        done.push(name);
     }
+}
+
+fn schema_name(reference: &str) -> Option<String> {
+    reference
+        .strip_prefix("#/components/schemas/")
+        .map(str::to_owned)
 }
 
 /// The `ErrorCode` schema lists every code with its status and meaning, from

@@ -17,8 +17,8 @@ use super::{
     conditional::{etag, not_modified, precondition, IfMatchRules},
     errors::{ApiError, Failure},
     fields::{
-        present, AttemptRules, EmailLookupRules, EmailRules, IdempotencyKeyRules, NameRules,
-        PasswordRules, Raw, UserIdRules,
+        idempotency_key, present, AttemptRules, EmailLookupRules, EmailRules, IdempotencyKeyRules,
+        NameRules, PasswordRules, Raw, UserIdRules,
     },
     limits::RateLimits,
     operations::{CreateUser, DeleteUser, GetUser, ListUsers, PatchUser, ReplaceUser, VerifyUser},
@@ -28,8 +28,8 @@ use super::{
 };
 use crate::{
     domain::{
-        EmailAddress, IdempotencyKey, NewUser, Password, Precondition, ProfileChanges, User,
-        UserId, UserName, ValidationErrors,
+        EmailAddress, NewUser, Password, Precondition, ProfileChanges, User, UserId, UserName,
+        ValidationErrors,
     },
     service::{Created, UserService},
 };
@@ -214,7 +214,6 @@ fn updated(user: User) -> Updated {
 }
 
 const LIST_PARAMETERS: [&str; 3] = ["limit", "after", "email"];
-const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 pub struct UserApi;
 
@@ -236,24 +235,11 @@ impl UserApi {
         /// `Idempotent-Replayed: true`) instead of creating another user; the
         /// same key with a different body is refused with 422.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<Raw<IdempotencyKeyRules>>>,
+        _idempotency_key: Header<Option<Raw<IdempotencyKeyRules>>>,
         body: JsonBody<CreateUserRequest>,
     ) -> Result<CreatedUser, Failure<CreateUser>> {
         let user = body.0.into_domain()?;
-        // The extractor skips a header value that is not visible ASCII; such
-        // a key is refused, not ignored.
-        let raw_key = match (
-            &idempotency_key.0,
-            request.headers().contains_key(IDEMPOTENCY_KEY),
-        ) {
-            (Some(raw), _) => Some(raw.as_str()),
-            (None, true) => Some(""),
-            (None, false) => None,
-        };
-        let key = raw_key
-            .map(IdempotencyKey::parse)
-            .transpose()
-            .map_err(|message| ValidationErrors::single(IDEMPOTENCY_KEY, message))?;
+        let key = idempotency_key(request)?;
         let (user, replayed) = match users.create(&auth.0, user, key).await? {
             Created::New(user) => (user, None),
             Created::Replayed(user) => (user, Some(true)),

@@ -4,6 +4,7 @@
 mod caller;
 mod email;
 mod idempotency_key;
+mod import;
 mod name;
 mod password;
 mod precondition;
@@ -16,6 +17,7 @@ mod validation;
 pub use caller::Caller;
 pub use email::EmailAddress;
 pub use idempotency_key::IdempotencyKey;
+pub use import::{ImportFailure, ImportOutcome, ImportSecret, ImportUser};
 pub use name::UserName;
 pub use password::Password;
 pub use precondition::Precondition;

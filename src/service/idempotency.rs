@@ -6,31 +6,43 @@ use sha2::{Digest, Sha256};
 use super::{Created, UserError, UserService};
 use crate::{
     domain::{Caller, IdempotencyKey, NewUser, User, UserId},
-    store::IdempotencyRecord,
+    store::{Claimed, IdempotencyRecord},
 };
 
 /// An idempotency key as the store keeps it: an id that includes the
 /// caller, so two callers' keys never meet, and a fingerprint of the
-/// request's normalized fields. The password is not in the fingerprint (a
-/// fast digest of it would be easy to brute-force); retries are matched on
-/// it with bcrypt instead.
-struct ScopedKey {
-    id: String,
-    fingerprint: String,
+/// request's normalized fields. Passwords are not in the fingerprint (a
+/// fast digest of one would be easy to brute-force); retries are matched on
+/// them with bcrypt instead.
+pub(super) struct ScopedKey {
+    pub(super) id: String,
+    pub(super) fingerprint: String,
 }
 
 impl ScopedKey {
     fn new(caller: &Caller, key: &IdempotencyKey, user: &NewUser) -> Self {
+        Self::with_fingerprint(
+            caller,
+            key,
+            digest(&[user.name.as_str(), user.email.as_str()]),
+        )
+    }
+
+    pub(super) fn with_fingerprint(
+        caller: &Caller,
+        key: &IdempotencyKey,
+        fingerprint: String,
+    ) -> Self {
         Self {
             id: digest(&[&caller.scope(), key.as_str()]),
-            fingerprint: digest(&[user.name.as_str(), user.email.as_str()]),
+            fingerprint,
         }
     }
 }
 
 /// SHA-256 over length-prefixed parts, as hex: no two lists of parts share
 /// an input.
-fn digest(parts: &[&str]) -> String {
+pub(super) fn digest(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
@@ -67,7 +79,7 @@ impl UserService {
             let created = User::new(UserId::generate(), &user.name, &user.email);
             if !self
                 .idempotency
-                .claim(&key.id, &key.fingerprint, &created, &hash)
+                .claim_user(&key.id, &key.fingerprint, &created, &hash)
                 .await?
             {
                 continue;
@@ -98,22 +110,39 @@ impl UserService {
         key: &ScopedKey,
         claim: IdempotencyRecord,
     ) -> Result<Option<User>, UserError> {
+        let Claimed::User {
+            user: claimed,
+            password_hash,
+        } = &claim.claimed
+        else {
+            return Err(UserError::IdempotencyKeyReused);
+        };
         let same_password = self
             .hasher
-            .verify(user.password.secret(), claim.password_hash.as_ref())
+            .verify(user.password.secret(), password_hash.as_ref())
             .await?;
         if claim.fingerprint != key.fingerprint || !same_password {
             return Err(UserError::IdempotencyKeyReused);
         }
         if claim.completed {
-            return Ok(Some(claim.user));
+            return Ok(Some(claimed.clone()));
         }
-        if self.store.get(claim.user.id).await?.is_some() {
+        if self.store.get(claimed.id).await?.is_some() {
             self.idempotency.complete(&claim.id).await?;
-            return Ok(Some(claim.user));
+            return Ok(Some(claimed.clone()));
         }
+        self.abandon_if_stale(&claim).await
+    }
+
+    /// A claim whose request died (it is older than two deadlines) is
+    /// dropped, `None`, so a retry can take over; otherwise it is in
+    /// progress.
+    pub(super) async fn abandon_if_stale<T>(
+        &self,
+        claim: &IdempotencyRecord,
+    ) -> Result<Option<T>, UserError> {
         if claim.age_ms > self.stale_claim.as_millis() as i64 {
-            self.idempotency.abandon(&claim).await?;
+            self.idempotency.abandon(claim).await?;
             return Ok(None);
         }
         Err(UserError::IdempotencyKeyInProgress)

@@ -2,6 +2,9 @@
 //! read and write through the store. It takes and returns domain types only.
 
 mod idempotency;
+mod import;
+
+pub use import::{ImportItem, Imported};
 
 use std::{sync::Arc, time::Duration};
 

@@ -14,6 +14,8 @@ pub enum StoreError {
     Unreadable(#[source] Error),
     #[error("database error")]
     Database(#[source] Error),
+    #[error("cannot encode a document: {0}")]
+    Encoding(String),
 }
 
 pub(super) const DUPLICATE_KEY: i32 = 11000;

@@ -8,7 +8,7 @@ mod users;
 
 pub use batch::BatchOutcome;
 pub use error::StoreError;
-pub use idempotency::{IdempotencyRecord, IdempotencyStore};
+pub use idempotency::{Claimed, IdempotencyRecord, IdempotencyStore};
 pub use legacy::{Markers, Source, SourceDocument, SourceId, SourceLocation, TextField};
 pub use users::{ListQuery, UserStore, UserUpdate, Written, COLLECTION as USERS_COLLECTION};
 

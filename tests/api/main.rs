@@ -9,6 +9,7 @@ mod flask;
 mod hashes;
 mod helpers;
 mod idempotency;
+mod import;
 mod legacy;
 mod limits;
 mod list;

@@ -172,7 +172,7 @@ async fn migrate_adopts_the_flask_database_in_place_and_a_rerun_changes_nothing(
     assert_eq!(bucher.data()["email"], "user@bücher.de");
     assert_eq!(
         bucher.data()["created_at"].as_str().unwrap()[..19],
-        chrono_of(written[4]["_id"].as_str().unwrap())
+        crate::reference::object_id_time(written[4]["_id"].as_str().unwrap())
     );
 
     // A re-run finds everything already there and writes nothing.
@@ -191,20 +191,6 @@ async fn migrate_adopts_the_flask_database_in_place_and_a_rerun_changes_nothing(
         users_before
     );
     assert_eq!(collection_names(&app).await.len(), names_before.len());
-}
-
-/// The creation second an ObjectId's hex carries, as RFC 3339 without
-/// fractions, computed by Python's bson library.
-fn chrono_of(hex: &str) -> String {
-    let script = r#"
-import json, sys
-from bson import ObjectId
-print(json.dumps(ObjectId(sys.argv[1]).generation_time.strftime("%Y-%m-%dT%H:%M:%S")))
-"#;
-    crate::reference::run_python(script, &[hex], &Value::Null)
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]

@@ -193,3 +193,32 @@ fn php_bcrypt(password: &str) -> String {
     assert!(output.status.success());
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// The creation second an ObjectId's hex carries, as RFC 3339 without
+/// fractions, by pymongo's bson.
+pub fn object_id_time(hex: &str) -> String {
+    let script = r#"
+import json, sys
+from bson import ObjectId
+print(json.dumps(ObjectId(sys.argv[1]).generation_time.strftime("%Y-%m-%dT%H:%M:%S")))
+"#;
+    run_python(script, &[hex], &Value::Null)
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The first 8 hex digits of an ObjectId made at `rfc3339`, by pymongo's
+/// bson.
+pub fn object_id_prefix_at(rfc3339: &str) -> String {
+    let script = r#"
+import json, sys
+from datetime import datetime
+from bson import ObjectId
+print(json.dumps(str(ObjectId.from_datetime(datetime.fromisoformat(sys.argv[1])))[:8]))
+"#;
+    run_python(script, &[rfc3339], &Value::Null)
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
