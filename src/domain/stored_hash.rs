@@ -160,14 +160,32 @@ impl StoredHash {
                 expected,
             } => {
                 let mut derived = vec![0u8; expected.len()];
-                match digest {
-                    Digest::Sha1 => {
+                // The crate's own SHA-2 entry point where its parameter
+                // rules allow (it is compiled optimized even in debug
+                // builds, where the generic one is twenty times slower).
+                let params = pbkdf2::Params::new_with_output_len(*rounds, expected.len()).ok();
+                match (digest, params) {
+                    (Digest::Sha256, Some(params)) => pbkdf2::pbkdf2_hmac_with_params(
+                        password,
+                        salt,
+                        pbkdf2::Algorithm::Pbkdf2Sha256,
+                        params,
+                        &mut derived,
+                    ),
+                    (Digest::Sha512, Some(params)) => pbkdf2::pbkdf2_hmac_with_params(
+                        password,
+                        salt,
+                        pbkdf2::Algorithm::Pbkdf2Sha512,
+                        params,
+                        &mut derived,
+                    ),
+                    (Digest::Sha1, _) => {
                         pbkdf2::pbkdf2_hmac::<sha1::Sha1>(password, salt, *rounds, &mut derived)
                     }
-                    Digest::Sha256 => {
+                    (Digest::Sha256, None) => {
                         pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, *rounds, &mut derived)
                     }
-                    Digest::Sha512 => {
+                    (Digest::Sha512, None) => {
                         pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password, salt, *rounds, &mut derived)
                     }
                 }

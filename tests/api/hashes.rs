@@ -112,3 +112,89 @@ async fn an_unusable_stored_hash_is_a_plain_401() {
         .await
         .assert_error(401, "invalid_credentials");
 }
+
+/// A verify that fails takes the same time whatever the stored hash's
+/// format and cost, and whether the user exists: users hashed at bcrypt
+/// cost 4 with the service now at cost 10, and users brought in with other
+/// formats, against an unknown email. Each failure is padded to a floor no
+/// lower than the slowest failure seen; the lower bound is what this test
+/// holds each answer to, and the spread between kinds is bounded loosely,
+/// as timing on a shared machine allows.
+#[tokio::test]
+async fn a_failed_verify_takes_the_same_time_whatever_the_hash() {
+    use std::time::{Duration, Instant};
+
+    let database = crate::helpers::fresh_database();
+    let old = TestApp::spawn_on(&database, |_| {}).await;
+    old.create_user("Old", "old@example.com").await;
+    let app = TestApp::spawn_on(&database, |config| config.bcrypt_cost = 10).await;
+    let schemes = [
+        Scheme::FlaskPasslib,
+        Scheme::PasslibPbkdf2Sha256,
+        Scheme::WerkzeugScrypt,
+        Scheme::WerkzeugPbkdf2Sha256,
+        Scheme::Django,
+    ];
+    let requests: Vec<(Scheme, &str)> = schemes.iter().map(|s| (*s, "Right#Pass1")).collect();
+    let mut emails = vec![
+        "old@example.com".to_owned(),
+        "nobody@example.com".to_owned(),
+    ];
+    for (scheme, hash) in schemes.iter().zip(reference::hashes(&requests)) {
+        let email = format!("{scheme:?}@example.com").to_lowercase();
+        insert_with_hash(&app, &email, &hash).await;
+        emails.push(email);
+    }
+    let app = &app;
+    let attempt = |email: String| async move {
+        let started = Instant::now();
+        verify(app, &email, "Wrong#Pass1")
+            .await
+            .assert_error(401, "invalid_credentials");
+        started.elapsed()
+    };
+    // One failure of each kind first: the floor rises to the slowest.
+    for email in &emails {
+        attempt(email.clone()).await;
+    }
+    let floor = Duration::from_secs_f64(metric(app, "password_verify_floor_seconds").await);
+    assert!(floor >= Duration::from_millis(5), "{floor:?}");
+    let dummy_before = metric(app, "password_verifications_total{format=\"dummy\"}").await;
+    let mut medians = Vec::new();
+    for email in &emails {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            times.push(attempt(email.clone()).await);
+        }
+        for time in &times {
+            assert!(
+                *time >= floor,
+                "{email}: {time:?} is under the floor {floor:?}"
+            );
+        }
+        times.sort();
+        medians.push((email.clone(), times[2]));
+    }
+    let dummy_after = metric(app, "password_verifications_total{format=\"dummy\"}").await;
+    assert_eq!(
+        dummy_after - dummy_before,
+        5.0,
+        "an unknown email costs one dummy check each"
+    );
+    let slowest = medians.iter().map(|(_, t)| *t).max().unwrap();
+    let fastest = medians.iter().map(|(_, t)| *t).min().unwrap();
+    assert!(
+        slowest.as_secs_f64() / fastest.as_secs_f64() < 2.0,
+        "failed verifies differ by kind: {medians:?}"
+    );
+}
+
+/// A sample's value from /metrics, by its name and labels as written there.
+async fn metric(app: &TestApp, sample: &str) -> f64 {
+    let scrape = app.send(app.anonymous(Method::GET, "/metrics")).await;
+    scrape
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{sample} is not in /metrics:\n{}", scrape.text))
+}
