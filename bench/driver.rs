@@ -8,6 +8,17 @@
 //!   bench-driver list URI AFTER CONC SECS  the API's GET /user?limit=50 query,
 //!                                          raw (AFTER: `-` for the first page)
 //!   bench-driver hash COST ROUNDS          median time of one bcrypt hash
+//!   bench-driver insert URI COUNT          insert COUNT users shaped as the
+//!                                          service stores them, 1,000 per
+//!                                          insert_many: what an import of
+//!                                          them costs the database alone
+//!   bench-driver seed-legacy URI COUNT     insert COUNT documents shaped as
+//!                                          the Flask service stored them
+//!   bench-driver copy FROM TO              copy Flask documents into users
+//!                                          shaped as the service stores
+//!                                          them, 1,000 per insert_many: what
+//!                                          a migration costs the database
+//!                                          alone
 //!
 //! Load results print as one JSON object: requests, errors, rps, p50_ms,
 //! p99_ms. The queries mirror `store::UserStore`'s exactly.
@@ -27,7 +38,7 @@ use mongodb::{
 use serde_json::json;
 use user_api::api::encode_cursor;
 
-const USAGE: &str = "usage: bench-driver seed URI COUNT | read URI ID CONC SECS | list URI AFTER CONC SECS | hash COST ROUNDS";
+const USAGE: &str = "usage: bench-driver seed URI COUNT | read URI ID CONC SECS | list URI AFTER CONC SECS | hash COST ROUNDS | insert URI COUNT | seed-legacy URI COUNT | copy FROM TO";
 /// Rows the API fetches for a page of 50: one extra tells whether more follow.
 const PAGE_FETCH: i64 = 51;
 
@@ -97,8 +108,107 @@ async fn main() {
             times.sort();
             println!("{}", json!({ "median_ms": ms(times[times.len() / 2]) }));
         }
+        "insert" => {
+            let collection = users(arg(1)).await;
+            let count: usize = arg(2).parse().expect(USAGE);
+            let hash = bcrypt::hash("Password@123", 4).expect("bcrypt hashes");
+            let run = ObjectId::new().to_hex();
+            let started = Instant::now();
+            for batch in (0..count).collect::<Vec<_>>().chunks(1000) {
+                let now = DateTime::now();
+                let documents: Vec<Document> = batch
+                    .iter()
+                    .map(|i| {
+                        doc! {
+                            "_id": ObjectId::new(),
+                            "name": format!("Raw import {i}"),
+                            "email": format!("raw-{run}-{i}@example.com"),
+                            "password_hash": &hash,
+                            "created_at": now,
+                            "updated_at": now,
+                            "version": 1_i64,
+                        }
+                    })
+                    .collect();
+                collection.insert_many(documents).await.expect("inserts");
+            }
+            println!("{}", timed(count, started));
+        }
+        "seed-legacy" => {
+            let collection = users(arg(1)).await;
+            let count: usize = arg(2).parse().expect(USAGE);
+            let hash = bcrypt::hash("Password@123", 4).expect("bcrypt hashes");
+            for batch in (0..count).collect::<Vec<_>>().chunks(1000) {
+                let documents: Vec<Document> = batch
+                    .iter()
+                    .map(|i| {
+                        doc! {
+                            "_id": ObjectId::new().to_hex(),
+                            "name": format!("Flask user {i}"),
+                            "email": format!("Flask.User{i}@example.com"),
+                            "password": &hash,
+                        }
+                    })
+                    .collect();
+                collection.insert_many(documents).await.expect("inserts");
+            }
+            println!("{}", json!({ "documents": count }));
+        }
+        "copy" => {
+            let from = users(arg(1)).await;
+            let to = users(arg(2)).await;
+            to.create_index(
+                mongodb::IndexModel::builder()
+                    .keys(doc! { "email": 1 })
+                    .options(
+                        mongodb::options::IndexOptions::builder()
+                            .unique(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .expect("an index");
+            let started = Instant::now();
+            let mut cursor = from
+                .find(doc! {})
+                .sort(doc! { "_id": 1 })
+                .await
+                .expect("a cursor");
+            let mut batch = Vec::with_capacity(1000);
+            let mut count = 0;
+            while let Some(legacy) = cursor.try_next().await.expect("a document") {
+                let id = ObjectId::parse_str(legacy.get_str("_id").expect("an id")).expect("hex");
+                let created = DateTime::from_millis(id.timestamp().timestamp_millis());
+                batch.push(doc! {
+                    "_id": id,
+                    "name": legacy.get_str("name").expect("a name"),
+                    "email": legacy.get_str("email").expect("an email").to_lowercase(),
+                    "password_hash": legacy.get_str("password").expect("a hash"),
+                    "created_at": created,
+                    "updated_at": created,
+                    "version": 1_i64,
+                });
+                count += 1;
+                if batch.len() == 1000 {
+                    to.insert_many(std::mem::take(&mut batch))
+                        .await
+                        .expect("inserts");
+                }
+            }
+            if !batch.is_empty() {
+                to.insert_many(batch).await.expect("inserts");
+            }
+            println!("{}", timed(count, started));
+        }
         _ => panic!("{USAGE}"),
     }
+}
+
+/// `count` documents written since `started`, as JSON.
+fn timed(count: usize, started: Instant) -> serde_json::Value {
+    let seconds = started.elapsed().as_secs_f64();
+    json!({ "documents": count, "seconds": seconds, "per_second": count as f64 / seconds })
 }
 
 async fn users(uri: &str) -> Collection<Document> {

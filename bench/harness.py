@@ -5,11 +5,13 @@ service (release build), its PID and API key, and the `driver` binary.
 Every figure comes from this one run, so the ratios compare like with like.
 """
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -110,6 +112,45 @@ class Bench:
             ),
         }
 
+    def import_users(self, count, batch):
+        """POST /user/import in batches of `batch` users with a Werkzeug hash
+        (hashlib's PBKDF2, which Werkzeug itself uses); users per second."""
+        salt = "benchsalt"
+        digest = hashlib.pbkdf2_hmac("sha256", b"Password@123", salt.encode(), 600_000).hex()
+        password_hash = f"pbkdf2:sha256:600000${salt}${digest}"
+        started = time.monotonic()
+        for start in range(0, count, batch):
+            users = [
+                {"name": f"Imported {i}", "email": f"import-{self.run}-{i}@example.com",
+                 "password_hash": password_hash}
+                for i in range(start, start + batch)
+            ]
+            request = urllib.request.Request(
+                f"{self.base}/user/import",
+                data=json.dumps({"users": users}).encode(),
+                headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=120) as response:
+                summary = json.load(response)["data"]
+            if summary["created"] != batch:
+                raise SystemExit(f"an import batch created {summary['created']} of {batch}")
+        return count / (time.monotonic() - started)
+
+    def migrate(self, binary, source, target):
+        """`user-api migrate` from `source` into `target`; documents per second."""
+        started = time.monotonic()
+        done = subprocess.run(
+            [binary, "migrate", "--from", source],
+            env={**os.environ, "MONGO_URI": target, "RUST_LOG": "warn"},
+            capture_output=True, text=True,
+        )
+        seconds = time.monotonic() - started
+        if done.returncode != 0:
+            raise SystemExit(f"migrate failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        self.log(done.stdout.strip())
+        return seconds
+
     def peak_rss_mb(self):
         with open(f"/proc/{self.pid}/status") as status:
             for line in status:
@@ -119,7 +160,7 @@ class Bench:
 
 
 def main():
-    base, db_uri, driver, pid, api_key, cost, seconds = sys.argv[1:8]
+    base, db_uri, driver, pid, api_key, cost, seconds, binary = sys.argv[1:9]
     cores = os.cpu_count() or 1
     bench = Bench(base, db_uri, driver, int(pid), api_key, int(cost), cores, int(seconds))
     s = bench.seconds
@@ -157,6 +198,17 @@ def main():
     slow = max(s, 12)
     list_big = bench.listing("100k", big, 1, slow)
 
+    bench.log("6. import: 10,000 users with hashes through POST /user/import, then raw insert_many")
+    imported = bench.import_users(10_000, 1000)
+    raw_inserted = bench.driver_json("insert", db_uri, "10000")["per_second"]
+
+    bench.log("7. migrate: 100,000 Flask documents with `user-api migrate`, then a raw copy")
+    server = db_uri.rsplit("/", 1)[0]
+    legacy, migrated, copied = (f"{server}/bench_{name}" for name in ("legacy", "migrated", "copied"))
+    bench.driver_json("seed-legacy", legacy, "100000")
+    migrate_rate = 100_000 / bench.migrate(binary, legacy, migrated)
+    copy_rate = bench.driver_json("copy", legacy, copied)["per_second"]
+
     rss = bench.peak_rss_mb()
     failures = sum(load.failures for load in bench.loads)
 
@@ -176,6 +228,10 @@ def main():
         raw_ratio = list_big[f"raw_{page}"].p50_ms / list_small[f"raw_{page}"].p50_ms
         ratios.append((f"Listing, {page} page: p50 at 100k ÷ p50 at 1k (API)", api_ratio, "<= 1.5", api_ratio <= 1.5))
         ratios.append((f"Listing, {page} page: same query, raw driver", raw_ratio, "(the database alone)", True))
+    ratios.append((f"Import: POST /user/import ÷ raw insert_many ({imported:,.0f} vs {raw_inserted:,.0f} users/s)",
+                   imported / raw_inserted, ">= 0.5", imported / raw_inserted >= 0.5))
+    ratios.append((f"Migrate: user-api migrate ÷ raw copy ({migrate_rate:,.0f} vs {copy_rate:,.0f} documents/s)",
+                   migrate_rate / copy_rate, ">= 0.5", migrate_rate / copy_rate >= 0.5))
     ratios.append(("Memory: peak RSS of the service (MB)", rss, "<= 50", rss <= 50))
     ratios.append(("Failed requests (socket errors, non-2xx)", failures, "0", failures == 0))
 
