@@ -168,10 +168,22 @@ pub struct LimitsConfig {
     #[arg(long, env = "RATE_LIMIT_VERIFY", default_value_t = 60)]
     pub rate_limit_verify: u32,
 
-    /// `POST /user/verify` requests per minute per target email, whoever sends
-    /// them. 0 disables it.
-    #[arg(long, env = "RATE_LIMIT_VERIFY_PER_EMAIL", default_value_t = 10)]
-    pub rate_limit_verify_per_email: u32,
+    /// Failed `POST /user/verify` attempts for one email (counted in MongoDB,
+    /// across every instance, whether or not a user has the email) after
+    /// which its attempts answer 429 for a while. 0 disables the lockout.
+    #[arg(long, env = "LOCKOUT_THRESHOLD", default_value_t = 10)]
+    pub lockout_threshold: u32,
+
+    /// The period, in seconds, over which failed attempts are counted.
+    #[arg(long, env = "LOCKOUT_WINDOW_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub lockout_window_secs: u64,
+
+    /// How long, in seconds, a lockout lasts; it doubles for each further
+    /// lockout within the window, up to 3600.
+    #[arg(long, env = "LOCKOUT_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lockout_secs: u64,
 
     /// The period the rate limits above count over. Not configurable from
     /// outside ("per minute"); tests shorten it.

@@ -378,6 +378,8 @@ fn adopt(document: SourceDocument) -> Result<(User, StoredHash, Vec<String>), St
         created_at: created,
         updated_at: created,
         version: 1,
+        disabled: false,
+        last_verified_at: None,
     };
     Ok((user, hash, warnings))
 }

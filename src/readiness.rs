@@ -18,7 +18,7 @@ use std::{
 use chrono::{DateTime, Utc};
 
 use crate::{
-    store::{IdempotencyStore, StoreError, UserStore},
+    store::{IdempotencyStore, LockoutStore, StoreError, UserStore},
     telemetry::ErrorChain,
 };
 
@@ -127,6 +127,7 @@ impl Readiness {
 struct Checker {
     users: UserStore,
     idempotency: IdempotencyStore,
+    lockout: LockoutStore,
     /// Whether the collection is known to hold no foreign documents since
     /// the database last came up. Looking costs a collection scan when there
     /// are none, so it is done once per time the database comes up, and
@@ -180,7 +181,10 @@ impl Checker {
     }
 
     async fn confirm_indexes(&self, readiness: &Readiness) -> Result<(), StoreError> {
-        if self.users.indexes_present().await? && self.idempotency.indexes_present().await? {
+        if self.users.indexes_present().await?
+            && self.idempotency.indexes_present().await?
+            && self.lockout.indexes_present().await?
+        {
             readiness.indexes.store(true, Ordering::SeqCst);
             return Ok(());
         }
@@ -190,10 +194,12 @@ impl Checker {
                 "an index the service relies on is missing; writes wait until it is back"
             );
         }
-        let created = match self.users.ensure_indexes().await {
-            Ok(()) => self.idempotency.ensure_indexes().await,
-            Err(error) => Err(error),
-        };
+        let created = async {
+            self.users.ensure_indexes().await?;
+            self.idempotency.ensure_indexes().await?;
+            self.lockout.ensure_indexes().await
+        }
+        .await;
         match created {
             Ok(()) => {
                 readiness.record_index_failure(None);
@@ -216,11 +222,16 @@ impl Checker {
 
 /// Checks the database once, now, then keeps checking in the background for
 /// as long as the returned handle is alive.
-pub async fn watch(users: UserStore, idempotency: IdempotencyStore) -> Arc<Readiness> {
+pub async fn watch(
+    users: UserStore,
+    idempotency: IdempotencyStore,
+    lockout: LockoutStore,
+) -> Arc<Readiness> {
     let readiness = Arc::new(Readiness::default());
     let checker = Checker {
         users,
         idempotency,
+        lockout,
         legacy_free: AtomicBool::new(false),
     };
     let first = checker.check(&readiness).await;

@@ -20,7 +20,7 @@ use crate::{
     metrics::Metrics,
     readiness,
     service::UserService,
-    store::{IdempotencyStore, UserStore},
+    store::{IdempotencyStore, LockoutPolicy, LockoutStore, UserStore},
 };
 
 const DEFAULT_DATABASE: &str = "users";
@@ -75,7 +75,16 @@ impl Application {
         tracing::info!(hosts = %hosts.join(","), database = database.name(), "using MongoDB");
         let store = UserStore::new(&database, metrics.clone());
         let idempotency = IdempotencyStore::new(&database, metrics.clone());
-        let readiness = readiness::watch(store.clone(), idempotency.clone()).await;
+        let lockout = LockoutStore::new(
+            &database,
+            LockoutPolicy {
+                threshold: limits.lockout_threshold,
+                window: Duration::from_secs(limits.lockout_window_secs),
+                lockout: Duration::from_secs(limits.lockout_secs),
+            },
+            metrics.clone(),
+        );
+        let readiness = readiness::watch(store.clone(), idempotency.clone(), lockout.clone()).await;
 
         let request_timeout = Duration::from_millis(limits.request_timeout_ms);
         // A claimed idempotency key whose user has not appeared after two
@@ -83,6 +92,7 @@ impl Application {
         let users = UserService::new(
             store,
             idempotency,
+            lockout,
             hasher,
             readiness.clone(),
             request_timeout * 2,

@@ -1,7 +1,8 @@
 """A round trip through the Python client generated from openapi.yaml by
 openapi-python-client: create, get, list with paging, replace, patch,
-delete, the typed errors for a 409 and a 404, and an import of a user with
-a passlib hash who then verifies.
+delete, the typed errors for a 409 and a 404, an import of a user with a
+passlib hash who then verifies, and a disabled user's 403, a lockout's 429
+and its clearing.
 
 Usage: python python_roundtrip.py SDK_DIR BASE_URL API_KEY LEGACY_HASH
 LEGACY_HASH is passlib's pbkdf2_sha256 hash of "Legacy@123".
@@ -15,6 +16,7 @@ sys.path.insert(0, sdk_dir)
 
 from user_api_client import AuthenticatedClient  # noqa: E402
 from user_api_client.api.users import (  # noqa: E402
+    clear_lockout,
     create_user,
     delete_user,
     get_user,
@@ -136,4 +138,27 @@ verified = verify_user.sync(
 )
 check(isinstance(verified, UserEnvelope) and verified.data.id == legacy.id, "the imported user verifies")
 
-print(f"python SDK round trip ok: {len(created)} created, {len(seen)} listed, replaced, patched, 409, deleted, 404, imported, verified")
+# A disabled user's right password is a typed 403.
+off_email = f"py-off-{run}@example.com"
+off = create_user.sync(
+    client=client,
+    body=CreateUserRequest(name="Off", email=off_email, password="Password@123", disabled=True),
+)
+check(isinstance(off, UserEnvelope) and off.data.disabled is True, "create disabled")
+check(off.data.last_verified_at is None, "never verified")
+refused = verify_user.sync(client=client, body=VerifyRequest(email=off_email, password="Password@123"))
+check(isinstance(refused, ErrorEnvelope) and refused.error == ErrorCode.USER_DISABLED, "403 user_disabled")
+
+# Ten failures lock the email out (429); an administrator clears it.
+for _ in range(10):
+    verify_user.sync(client=client, body=VerifyRequest(email=off_email, password="Wrong@12345"))
+locked = verify_user.sync_detailed(client=client, body=VerifyRequest(email=off_email, password="Password@123"))
+check(locked.status_code == 429, f"the eleventh attempt answered {locked.status_code}")
+check(locked.parsed.error == ErrorCode.TOO_MANY_FAILURES, "429 is too_many_failures")
+cleared = clear_lockout.sync_detailed(id=off.data.id, client=client)
+check(cleared.status_code == 204, f"clearing answered {cleared.status_code}")
+patch_user.sync(id=off.data.id, client=client, body=PatchUserRequest(disabled=False))
+on = verify_user.sync(client=client, body=VerifyRequest(email=off_email, password="Password@123"))
+check(isinstance(on, UserEnvelope) and on.data.last_verified_at is not None, "verified once enabled")
+
+print(f"python SDK round trip ok: {len(created)} created, {len(seen)} listed, replaced, patched, 409, deleted, 404, imported, verified, 403, 429, cleared")

@@ -1,8 +1,8 @@
 // A round trip through the TypeScript client generated from openapi.yaml
 // (openapi-typescript types, openapi-fetch client), type-checked by tsc:
 // create, get, list with paging, replace, patch, delete, the typed errors
-// for a 409 and a 404, and an import of a user with a passlib hash who then
-// verifies.
+// for a 409 and a 404, an import of a user with a passlib hash who then
+// verifies, and a disabled user's 403, a lockout's 429 and its clearing.
 //
 // Usage: node roundtrip.js BASE_URL API_KEY LEGACY_HASH
 // LEGACY_HASH is passlib's pbkdf2_sha256 hash of "Legacy@123".
@@ -96,6 +96,24 @@ const verified = await client.POST("/user/verify", {
 });
 check(verified.data?.data.id === legacy.id, "the imported user verifies");
 
+const offEmail = `ts-off-${run}@example.com`;
+const off = await client.POST("/user", {
+  body: { name: "Off", email: offEmail, password: "Password@123", disabled: true },
+});
+check(off.data?.data.disabled === true && off.data.data.last_verified_at === null, "create disabled");
+const refused = await client.POST("/user/verify", { body: { email: offEmail, password: "Password@123" } });
+check(refused.response.status === 403 && refused.error?.error === "user_disabled", "403 user_disabled");
+for (let i = 0; i < 10; i++) {
+  await client.POST("/user/verify", { body: { email: offEmail, password: "Wrong@12345" } });
+}
+const locked = await client.POST("/user/verify", { body: { email: offEmail, password: "Password@123" } });
+check(locked.response.status === 429 && locked.error?.error === "too_many_failures", "429 too_many_failures");
+const cleared = await client.DELETE("/user/{id}/lockout", { params: { path: { id: off.data.data.id } } });
+check(cleared.response.status === 204, `clearing answered ${cleared.response.status}`);
+await client.PATCH("/user/{id}", { params: { path: { id: off.data.data.id } }, body: { disabled: false } });
+const on = await client.POST("/user/verify", { body: { email: offEmail, password: "Password@123" } });
+check(typeof on.data?.data.last_verified_at === "string", "verified once enabled");
+
 console.log(
-  `TypeScript SDK round trip ok: ${created.length} created, ${seen.length} listed, replaced, patched, 409, deleted, 404, imported, verified`,
+  `TypeScript SDK round trip ok: ${created.length} created, ${seen.length} listed, replaced, patched, 409, deleted, 404, imported, verified, 403, 429, cleared`,
 );

@@ -53,10 +53,12 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Unauthorized,
     InvalidCredentials,
+    UserDisabled,
     PayloadTooLarge,
     IdempotencyKeyReused,
     IdempotencyKeyInProgress,
     RateLimited,
+    TooManyFailures,
     Busy,
     Timeout,
     Unavailable,
@@ -84,7 +86,7 @@ struct CodeSpec {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 24] = [
         Self::ValidationFailed,
         Self::MalformedJson,
         Self::InvalidId,
@@ -95,10 +97,12 @@ impl ErrorCode {
         Self::MethodNotAllowed,
         Self::Unauthorized,
         Self::InvalidCredentials,
+        Self::UserDisabled,
         Self::PayloadTooLarge,
         Self::IdempotencyKeyReused,
         Self::IdempotencyKeyInProgress,
         Self::RateLimited,
+        Self::TooManyFailures,
         Self::Busy,
         Self::Timeout,
         Self::Unavailable,
@@ -164,6 +168,11 @@ impl ErrorCode {
                 "The email and password do not match a user.",
                 &[WwwAuthenticate],
             ),
+            Self::UserDisabled => (
+                StatusCode::FORBIDDEN,
+                "The email and password match a user whose account is disabled.",
+                &[],
+            ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The request body is over the operation's limit: 16 KiB, and 1 MiB for \
@@ -184,6 +193,12 @@ impl ErrorCode {
             Self::RateLimited => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many requests from this client or API key; retry after `Retry-After`.",
+                &[RetryAfter],
+            ),
+            Self::TooManyFailures => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed attempts at this email's password; retry after `Retry-After`. \
+                 No password was checked.",
                 &[RetryAfter],
             ),
             Self::Busy => (
@@ -402,6 +417,10 @@ pub enum ApiError {
     Unauthorized,
     #[error("the email and password do not match a user")]
     InvalidCredentials,
+    #[error("this user is disabled")]
+    UserDisabled,
+    #[error("too many failed attempts for this email; retry in {retry_after} s")]
+    TooManyFailures { retry_after: u64 },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("Idempotency-Key: this key was already used with a different request")]
@@ -443,6 +462,8 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::UserDisabled => ErrorCode::UserDisabled,
+            Self::TooManyFailures { .. } => ErrorCode::TooManyFailures,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             Self::IdempotencyKeyInProgress => ErrorCode::IdempotencyKeyInProgress,
@@ -489,6 +510,7 @@ impl ApiError {
     fn header_value(&self, header: ErrorHeader) -> Option<String> {
         match (header, self) {
             (ErrorHeader::RetryAfter, Self::RateLimited { retry_after })
+            | (ErrorHeader::RetryAfter, Self::TooManyFailures { retry_after })
             | (ErrorHeader::RetryAfter, Self::Busy { retry_after }) => {
                 Some((*retry_after).max(1).to_string())
             }
@@ -546,6 +568,10 @@ impl From<UserError> for ApiError {
             UserError::NotFound(id) => Self::UserNotFound(id),
             UserError::EmailTaken => Self::EmailTaken,
             UserError::InvalidCredentials => Self::InvalidCredentials,
+            UserError::Disabled => Self::UserDisabled,
+            UserError::TooManyFailures { retry_after } => Self::TooManyFailures {
+                retry_after: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            },
             UserError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
             UserError::IdempotencyKeyInProgress => Self::IdempotencyKeyInProgress,
             UserError::Hashing(HashingError::Busy) => Self::Busy { retry_after: 1 },
@@ -755,6 +781,8 @@ mod tests {
             ApiError::UnsupportedMediaType("text/plain".into()),
             ApiError::Unauthorized,
             ApiError::InvalidCredentials,
+            ApiError::UserDisabled,
+            ApiError::TooManyFailures { retry_after: 300 },
             ApiError::PayloadTooLarge { limit: 16 },
             ApiError::IdempotencyKeyReused,
             ApiError::IdempotencyKeyInProgress,

@@ -2,7 +2,7 @@
 //! verified email. Every limit is "N per window"; 0 turns one off.
 
 use std::{
-    hash::{BuildHasher, Hash, RandomState},
+    hash::Hash,
     net::IpAddr,
     num::NonZeroU32,
     sync::{Arc, Weak},
@@ -17,10 +17,7 @@ use ipnet::IpNet;
 use poem::Request;
 
 use super::{errors::ApiError, operations::Budget};
-use crate::{
-    config::Config,
-    domain::{Caller, EmailAddress},
-};
+use crate::{config::Config, domain::Caller};
 
 struct Limiter<K: Hash + Eq + Clone>(Option<DefaultKeyedRateLimiter<K>>);
 
@@ -59,10 +56,6 @@ pub struct RateLimits {
     writes_by_ip: Limiter<IpAddr>,
     writes_by_key: Limiter<Caller>,
     verify_by_ip: Limiter<IpAddr>,
-    /// Keyed by a keyed hash of the address: fixed-size keys, whatever
-    /// callers send.
-    verify_by_email: Limiter<u64>,
-    email_hasher: RandomState,
     trusted_proxies: Vec<IpNet>,
 }
 
@@ -74,8 +67,7 @@ impl RateLimits {
             writes_by_ip: Limiter::new(limits.rate_limit_writes, window),
             writes_by_key: Limiter::new(limits.rate_limit_writes, window),
             verify_by_ip: Limiter::new(limits.rate_limit_verify, window),
-            verify_by_email: Limiter::new(limits.rate_limit_verify_per_email, window),
-            email_hasher: RandomState::new(),
+
             trusted_proxies: config.security.trusted_proxies.clone(),
         });
         spawn_cleanup(Arc::downgrade(&this), window);
@@ -100,12 +92,6 @@ impl RateLimits {
                 caller.map_or(Ok(()), |caller| self.writes_by_key.check(&caller))
             }
         }
-    }
-
-    /// Charges the budget of the account a verify targets.
-    pub fn charge_verify_email(&self, email: &EmailAddress) -> Result<(), ApiError> {
-        self.verify_by_email
-            .check(&self.email_hasher.hash_one(email.as_str()))
     }
 
     /// The socket peer, or, when the peer is a trusted proxy, the nearest
@@ -147,7 +133,6 @@ impl RateLimits {
         self.writes_by_ip.forget_idle();
         self.writes_by_key.forget_idle();
         self.verify_by_ip.forget_idle();
-        self.verify_by_email.forget_idle();
     }
 }
 

@@ -163,7 +163,13 @@ operations! {
         id: "verifyUser",
         budget: Budget::Verify,
         body: true,
-        errors: &[InvalidCredentials, Busy],
+        errors: &[InvalidCredentials, UserDisabled, TooManyFailures, Busy],
+        ..USER
+    };
+    ClearLockout = Operation {
+        id: "clearLockout",
+        budget: Budget::Write,
+        user_path: true,
         ..USER
     };
     Ping = Operation { id: "ping", ..OPERATIONS_ROUTE };

@@ -6,7 +6,7 @@ use poem_openapi::registry::MetaSchema;
 use serde_json::Value;
 
 use super::fields::FieldRules;
-use crate::domain::{EmailAddress, UserId};
+use crate::domain::{UserId, UserQuery};
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
@@ -68,16 +68,36 @@ pub fn decode_cursor(cursor: &str) -> Result<UserId, String> {
     Ok(UserId::from_bytes(bytes))
 }
 
-/// The relative URL of the page after `after`, keeping the caller's filters.
-pub fn next_page_url(limit: u32, email: Option<&EmailAddress>, after: UserId) -> String {
-    let cursor = encode_cursor(after);
-    let mut query = vec![("limit", limit.to_string())];
-    if let Some(email) = email {
-        query.push(("email", email.as_str().to_owned()));
+/// The relative URL of the page after `after`, keeping every filter of
+/// `query` in its normalized form.
+pub fn next_page_url(query: &UserQuery, after: UserId) -> String {
+    let mut parameters = vec![("limit", query.limit.to_string())];
+    if let Some(email) = &query.email {
+        parameters.push(("email", email.as_str().to_owned()));
     }
-    query.push(("after", cursor));
-    let query = serde_urlencoded::to_string(query).unwrap_or_default();
-    format!("/user?{query}")
+    if let Some(disabled) = query.disabled {
+        parameters.push(("disabled", disabled.to_string()));
+    }
+    parameters.push(("after", encode_cursor(after)));
+    let parameters = serde_urlencoded::to_string(parameters).unwrap_or_default();
+    format!("/user?{parameters}")
+}
+
+pub enum FlagRules {}
+
+impl FieldRules for FlagRules {
+    fn schema() -> MetaSchema {
+        MetaSchema::new("boolean")
+    }
+}
+
+/// `true` or `false`, as a query parameter.
+pub fn parse_flag(raw: &str) -> Result<bool, String> {
+    match raw {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
 }
 
 #[cfg(test)]
@@ -117,14 +137,18 @@ mod tests {
     }
 
     #[test]
-    fn next_url_keeps_the_email_filter_encoded() {
-        let email = EmailAddress::parse("a+b@example.com").unwrap();
+    fn next_url_keeps_every_filter_encoded() {
+        let query = UserQuery {
+            email: Some(crate::domain::EmailAddress::parse("a+b@example.com").unwrap()),
+            disabled: Some(false),
+            limit: 10,
+            ..UserQuery::default()
+        };
         let id = UserId::generate();
-        let url = next_page_url(10, Some(&email), id);
         assert_eq!(
-            url,
+            next_page_url(&query, id),
             format!(
-                "/user?limit=10&email=a%2Bb%40example.com&after={}",
+                "/user?limit=10&email=a%2Bb%40example.com&disabled=false&after={}",
                 encode_cursor(id)
             )
         );

@@ -1,7 +1,5 @@
 //! `/user`: create, list, read, replace, patch, delete and verify users.
 
-use std::sync::Arc;
-
 use poem::{web::Data, Request};
 use poem_openapi::{
     param::{Header, Path, Query},
@@ -20,16 +18,21 @@ use super::{
         idempotency_key, present, AttemptRules, EmailLookupRules, EmailRules, IdempotencyKeyRules,
         NameRules, PasswordRules, Raw, UserIdRules,
     },
-    limits::RateLimits,
-    operations::{CreateUser, DeleteUser, GetUser, ListUsers, PatchUser, ReplaceUser, VerifyUser},
-    paging::{decode_cursor, encode_cursor, next_page_url, parse_limit, CursorRules, LimitRules},
+    operations::{
+        ClearLockout, CreateUser, DeleteUser, GetUser, ListUsers, PatchUser, ReplaceUser,
+        VerifyUser,
+    },
+    paging::{
+        decode_cursor, encode_cursor, next_page_url, parse_flag, parse_limit, CursorRules,
+        FlagRules, LimitRules,
+    },
     views::{PageInfo, UserEnvelope, UserListEnvelope},
     ApiTags,
 };
 use crate::{
     domain::{
         EmailAddress, NewUser, Password, Precondition, ProfileChanges, User, UserId, UserName,
-        ValidationErrors,
+        UserQuery, ValidationErrors,
     },
     service::{Created, UserService},
 };
@@ -41,6 +44,10 @@ pub struct CreateUserRequest {
     email: Raw<EmailRules>,
     #[oai(write_only)]
     password: Raw<PasswordRules>,
+    /// Create the account switched off: its credentials are refused (403
+    /// `user_disabled` once checked). Default `false`.
+    #[serde(default, deserialize_with = "present")]
+    disabled: Option<bool>,
 }
 
 request_body!(CreateUserRequest);
@@ -56,13 +63,15 @@ impl CreateUserRequest {
                 name,
                 email,
                 password,
+                disabled: self.disabled.unwrap_or(false),
             }),
             _ => Err(errors),
         }
     }
 }
 
-/// A user's full profile. Omit `password` to keep the current one.
+/// A user's full profile. Omit `password` or `disabled` to keep the current
+/// one.
 #[derive(Object, Deserialize)]
 pub struct ReplaceUserRequest {
     name: Raw<NameRules>,
@@ -70,6 +79,9 @@ pub struct ReplaceUserRequest {
     #[oai(write_only)]
     #[serde(default, deserialize_with = "present")]
     password: Option<Raw<PasswordRules>>,
+    /// Switch the account off (`true`) or on again (`false`).
+    #[serde(default, deserialize_with = "present")]
+    disabled: Option<bool>,
 }
 
 request_body!(ReplaceUserRequest);
@@ -84,27 +96,64 @@ pub struct PatchUserRequest {
     #[oai(write_only)]
     #[serde(default, deserialize_with = "present")]
     password: Option<Raw<PasswordRules>>,
+    /// Switch the account off (`true`) or on again (`false`).
+    #[serde(default, deserialize_with = "present")]
+    disabled: Option<bool>,
 }
 
 request_body!(PatchUserRequest, min_properties = 1);
 
-/// Parses whichever fields are present, collecting every problem.
-fn parse_changes(
+/// The fields of a replace or patch, as they arrived; `None` is absent.
+struct RawChanges {
     name: Option<Raw<NameRules>>,
     email: Option<Raw<EmailRules>>,
     password: Option<Raw<PasswordRules>>,
-) -> Result<ProfileChanges, ValidationErrors> {
-    let mut errors = ValidationErrors::default();
-    let changes = ProfileChanges {
-        name: name.and_then(|raw| errors.check("name", UserName::parse(raw.as_str()))),
-        email: email.and_then(|raw| errors.check("email", EmailAddress::parse(raw.as_str()))),
-        password: password
-            .and_then(|raw| errors.check("password", Password::parse(raw.into_string()))),
-    };
-    if errors.is_empty() {
-        Ok(changes)
-    } else {
-        Err(errors)
+    disabled: Option<bool>,
+}
+
+impl From<ReplaceUserRequest> for RawChanges {
+    fn from(body: ReplaceUserRequest) -> Self {
+        Self {
+            name: Some(body.name),
+            email: Some(body.email),
+            password: body.password,
+            disabled: body.disabled,
+        }
+    }
+}
+
+impl From<PatchUserRequest> for RawChanges {
+    fn from(body: PatchUserRequest) -> Self {
+        Self {
+            name: body.name,
+            email: body.email,
+            password: body.password,
+            disabled: body.disabled,
+        }
+    }
+}
+
+impl RawChanges {
+    /// Parses whichever fields are present, collecting every problem.
+    fn into_domain(self) -> Result<ProfileChanges, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let changes = ProfileChanges {
+            name: self
+                .name
+                .and_then(|raw| errors.check("name", UserName::parse(raw.as_str()))),
+            email: self
+                .email
+                .and_then(|raw| errors.check("email", EmailAddress::parse(raw.as_str()))),
+            password: self
+                .password
+                .and_then(|raw| errors.check("password", Password::parse(raw.into_string()))),
+            disabled: self.disabled,
+        };
+        if errors.is_empty() {
+            Ok(changes)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -213,7 +262,7 @@ fn updated(user: User) -> Updated {
     Updated::Ok(Json(UserEnvelope::new(user, "User updated.", 200)), tag)
 }
 
-const LIST_PARAMETERS: [&str; 3] = ["limit", "after", "email"];
+const LIST_PARAMETERS: [&str; 4] = ["limit", "after", "email", "disabled"];
 
 pub struct UserApi;
 
@@ -256,23 +305,25 @@ impl UserApi {
 
     /// Verify a user's credentials
     ///
-    /// Answers 200 with the user when the email and password match, and the
-    /// same 401 (`invalid_credentials`) for a wrong password and an unknown
-    /// email: neither the answer nor its timing tells them apart. Attempts
-    /// are limited per client and per target email. A password stored at a
-    /// lower bcrypt cost than configured is rehashed on success.
+    /// In this order, so an account's state never shows to someone without
+    /// its password: an email locked out after too many failed attempts
+    /// answers 429 (`too_many_failures`, with `Retry-After`) with no password
+    /// checked; a wrong password and an unknown email answer the same 401
+    /// (`invalid_credentials`), in the same time; the right password of a
+    /// disabled user answers 403 (`user_disabled`); otherwise 200 with the
+    /// user, its `last_verified_at` set. Failed attempts are counted per
+    /// email across every instance; a success clears them. A hash in another
+    /// format, or weaker than configured, is replaced by bcrypt on success.
     #[oai(path = "/user/verify", method = "post", operation_id = "verifyUser")]
     async fn verify(
         &self,
         _auth: ApiKey,
         users: Data<&UserService>,
-        limits: Data<&Arc<RateLimits>>,
         body: JsonBody<VerifyRequest>,
     ) -> Result<Verified, Failure<VerifyUser>> {
         let body = body.0;
         let email = EmailAddress::normalize(body.email.as_str())
             .map_err(|message| ValidationErrors::single("email", message))?;
-        limits.charge_verify_email(&email)?;
         let attempt = SecretString::from(body.password.into_string());
         let user = users.verify(&email, &attempt).await?;
         Ok(Verified::Ok(Json(UserEnvelope::new(
@@ -282,12 +333,33 @@ impl UserApi {
         ))))
     }
 
+    /// Clear a user's lockout
+    ///
+    /// Forgets the failed `POST /user/verify` attempts at this user's email,
+    /// lifting a lockout at once.
+    #[oai(
+        path = "/user/:id/lockout",
+        method = "delete",
+        operation_id = "clearLockout"
+    )]
+    async fn clear_lockout(
+        &self,
+        _auth: ApiKey,
+        users: Data<&UserService>,
+        /// The user's id.
+        id: Path<Raw<UserIdRules>>,
+    ) -> Result<Deleted, Failure<ClearLockout>> {
+        users.clear_lockout(parse_id(&id)?).await?;
+        Ok(Deleted::NoContent)
+    }
+
     /// List users
     ///
     /// Returns users in creation order, one page at a time. Follow `page.next`
     /// (or the `Link` header) until it is absent to visit every user exactly
     /// once. Unknown query parameters are refused.
     #[oai(path = "/user", method = "get", operation_id = "listUsers")]
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         _auth: ApiKey,
@@ -299,27 +371,34 @@ impl UserApi {
         after: Query<Option<Raw<CursorRules>>>,
         /// Only the user with this email (compared after normalizing).
         email: Query<Option<Raw<EmailLookupRules>>>,
+        /// Only disabled users (`true`) or only enabled ones (`false`).
+        disabled: Query<Option<Raw<FlagRules>>>,
     ) -> Result<Listed, Failure<ListUsers>> {
         let mut errors = ValidationErrors::default();
         reject_unknown_parameters(request, &mut errors);
-        let limit = errors.check("limit", parse_limit(limit.0.as_ref().map(Raw::as_str)));
-        let after = after
-            .0
-            .and_then(|raw| errors.check("after", decode_cursor(raw.as_str())));
-        let email = email
-            .0
-            .and_then(|raw| errors.check("email", EmailAddress::normalize(raw.as_str())));
-        let Some(limit) = limit.filter(|_| errors.is_empty()) else {
-            return Err(errors.into());
+        let query = UserQuery {
+            limit: errors
+                .check("limit", parse_limit(limit.0.as_ref().map(Raw::as_str)))
+                .unwrap_or_default(),
+            after: after
+                .0
+                .and_then(|raw| errors.check("after", decode_cursor(raw.as_str()))),
+            email: email
+                .0
+                .and_then(|raw| errors.check("email", EmailAddress::normalize(raw.as_str()))),
+            disabled: disabled
+                .0
+                .and_then(|raw| errors.check("disabled", parse_flag(raw.as_str()))),
         };
+        if !errors.is_empty() {
+            return Err(errors.into());
+        }
 
-        let page = users.list(email.clone(), after, limit).await?;
-        let link = page.next_after.map(|next| {
-            format!(
-                "<{}>; rel=\"next\"",
-                next_page_url(limit, email.as_ref(), next)
-            )
-        });
+        let page = users.list(&query).await?;
+        let link = page
+            .next_after
+            .map(|next| format!("<{}>; rel=\"next\"", next_page_url(&query, next)));
+        let limit = query.limit;
         let count = page.users.len();
         Ok(Listed::Ok(
             Json(UserListEnvelope {
@@ -383,8 +462,7 @@ impl UserApi {
     ) -> Result<Updated, Failure<ReplaceUser>> {
         let id = parse_id(&id)?;
         let precondition = conditional.precondition(&if_match)?;
-        let body = body.0;
-        let changes = parse_changes(Some(body.name), Some(body.email), body.password)?;
+        let changes = RawChanges::from(body.0).into_domain()?;
         let user = users.update(id, changes, &precondition).await?;
         Ok(updated(user))
     }
@@ -410,8 +488,7 @@ impl UserApi {
     ) -> Result<Updated, Failure<PatchUser>> {
         let id = parse_id(&id)?;
         let precondition = conditional.precondition(&if_match)?;
-        let body = body.0;
-        let changes = parse_changes(body.name, body.email, body.password)?;
+        let changes = RawChanges::from(body.0).into_domain()?;
         let user = users.update(id, changes, &precondition).await?;
         Ok(updated(user))
     }

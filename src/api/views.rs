@@ -68,6 +68,61 @@ impl ParseFromJSON for Timestamp {
     }
 }
 
+/// A value or `null`, always present: the spec marks it nullable and
+/// required, so a generated client sees `null`, not a missing field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nullable<T>(pub Option<T>);
+
+impl<T: Type> Type for Nullable<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        Cow::Owned(format!("nullable_{}", T::name()))
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        match T::schema_ref() {
+            MetaSchemaRef::Inline(schema) => MetaSchemaRef::Inline(Box::new(MetaSchema {
+                nullable: true,
+                ..*schema
+            })),
+            reference => reference,
+        }
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(T::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(value) => value.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: ToJSON> ToJSON for Nullable<T> {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.as_ref().and_then(T::to_json).unwrap_or(Value::Null))
+    }
+}
+
+impl<T: ParseFromJSON> ParseFromJSON for Nullable<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(Self(None)),
+            value => T::parse_from_json(value)
+                .map(|inner| Self(Some(inner)))
+                .map_err(ParseError::propagate),
+        }
+    }
+}
+
 /// A user. The password and its hash are never part of it.
 #[derive(Object, Debug)]
 #[oai(rename = "User")]
@@ -83,9 +138,15 @@ pub struct UserView {
     pub created_at: Timestamp,
     /// When the user was last changed. Moves forward on every successful update.
     pub updated_at: Timestamp,
-    /// Goes up by one with every change: the same value as the `ETag` header
-    /// (which quotes it), for `If-Match`.
+    /// Goes up by one with every change, a successful verify included (it
+    /// sets `last_verified_at`): the same value as the `ETag` header (which
+    /// quotes it), for `If-Match`.
     pub version: i64,
+    /// `true` when the account is switched off: its credentials are refused.
+    pub disabled: bool,
+    /// When the user's credentials last verified (`POST /user/verify`);
+    /// `null` until they have.
+    pub last_verified_at: Nullable<Timestamp>,
 }
 
 impl From<User> for UserView {
@@ -97,6 +158,8 @@ impl From<User> for UserView {
             created_at: user.created_at.into(),
             updated_at: user.updated_at.into(),
             version: user.version,
+            disabled: user.disabled,
+            last_verified_at: Nullable(user.last_verified_at.map(Timestamp::from)),
         }
     }
 }

@@ -22,6 +22,6 @@ pub use name::UserName;
 pub use password::Password;
 pub use precondition::Precondition;
 pub use stored_hash::{limits as hash_limits, StoredHash, BCRYPT_MAX_BYTES};
-pub use user::{now_millis, NewUser, ProfileChanges, User};
+pub use user::{now_millis, NewUser, ProfileChanges, User, UserQuery};
 pub use user_id::UserId;
 pub use validation::{FieldError, ValidationErrors};

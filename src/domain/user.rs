@@ -13,21 +13,27 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// Moves forward with every write.
     pub updated_at: DateTime<Utc>,
-    /// Starts at 1 and goes up by one with every write.
+    /// Starts at 1 and goes up by one with every change.
     pub version: i64,
+    /// A disabled user's credentials are refused (after they are checked).
+    pub disabled: bool,
+    /// When the user's credentials last verified; `None` until they have.
+    pub last_verified_at: Option<DateTime<Utc>>,
 }
 
 impl User {
     /// A user about to be created now, at version 1.
-    pub fn new(id: UserId, name: &UserName, email: &EmailAddress) -> Self {
+    pub fn new(id: UserId, user: &NewUser) -> Self {
         let now = now_millis();
         Self {
             id,
-            name: name.as_str().to_owned(),
-            email: email.as_str().to_owned(),
+            name: user.name.as_str().to_owned(),
+            email: user.email.as_str().to_owned(),
             created_at: now,
             updated_at: now,
             version: 1,
+            disabled: user.disabled,
+            last_verified_at: None,
         }
     }
 }
@@ -45,6 +51,7 @@ pub struct NewUser {
     pub name: UserName,
     pub email: EmailAddress,
     pub password: Password,
+    pub disabled: bool,
 }
 
 /// The fields a replace (`PUT`) or patch (`PATCH`) sets; `None` leaves a field
@@ -54,4 +61,15 @@ pub struct ProfileChanges {
     pub name: Option<UserName>,
     pub email: Option<EmailAddress>,
     pub password: Option<Password>,
+    pub disabled: Option<bool>,
+}
+
+/// Which users a listing returns, and where its page starts.
+#[derive(Debug, Default)]
+pub struct UserQuery {
+    pub email: Option<EmailAddress>,
+    pub disabled: Option<bool>,
+    /// The id the page starts after.
+    pub after: Option<UserId>,
+    pub limit: u32,
 }

@@ -24,7 +24,13 @@ impl ScopedKey {
         Self::with_fingerprint(
             caller,
             key,
-            digest(&[user.name.as_str(), user.email.as_str()]),
+            // `disabled` only when set, so keys claimed before it existed
+            // still match their retries.
+            if user.disabled {
+                digest(&[user.name.as_str(), user.email.as_str(), "disabled"])
+            } else {
+                digest(&[user.name.as_str(), user.email.as_str()])
+            },
         )
     }
 
@@ -76,7 +82,7 @@ impl UserService {
                 }
             }
             let hash = self.hasher.hash(&user.password).await?;
-            let created = User::new(UserId::generate(), &user.name, &user.email);
+            let created = User::new(UserId::generate(), &user);
             if !self
                 .idempotency
                 .claim_user(&key.id, &key.fingerprint, &created, &hash)

@@ -238,6 +238,8 @@ fn user_of(item: &ImportUser) -> User {
         created_at,
         updated_at: created_at,
         version: 1,
+        disabled: false,
+        last_verified_at: None,
     }
 }
 

@@ -13,11 +13,13 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::{
     domain::{
         Caller, EmailAddress, IdempotencyKey, NewUser, Precondition, ProfileChanges, StoredHash,
-        User, UserId, BCRYPT_MAX_BYTES,
+        User, UserId, UserQuery, BCRYPT_MAX_BYTES,
     },
     hashing::{HashingError, PasswordHasher},
     readiness::{NotReady, Readiness},
-    store::{IdempotencyStore, ListQuery, StoreError, UserStore, UserUpdate, Written},
+    store::{
+        IdempotencyStore, LockoutStore, Reservation, StoreError, UserStore, UserUpdate, Written,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,10 @@ pub enum UserError {
     EmailTaken,
     #[error("the email and password do not match a user")]
     InvalidCredentials,
+    #[error("the user is disabled")]
+    Disabled,
+    #[error("too many failed attempts for this email; retry in {retry_after:?}")]
+    TooManyFailures { retry_after: Duration },
     #[error("this idempotency key was used with a different request")]
     IdempotencyKeyReused,
     #[error("a request with this idempotency key is still in progress")]
@@ -79,6 +85,7 @@ pub enum Created {
 pub struct UserService {
     store: UserStore,
     idempotency: IdempotencyStore,
+    lockout: LockoutStore,
     hasher: PasswordHasher,
     readiness: Arc<Readiness>,
     /// After this long, a claimed key whose user never appeared belongs to a
@@ -90,6 +97,7 @@ impl UserService {
     pub fn new(
         store: UserStore,
         idempotency: IdempotencyStore,
+        lockout: LockoutStore,
         hasher: PasswordHasher,
         readiness: Arc<Readiness>,
         stale_claim: Duration,
@@ -97,6 +105,7 @@ impl UserService {
         Self {
             store,
             idempotency,
+            lockout,
             hasher,
             readiness,
             stale_claim,
@@ -125,7 +134,7 @@ impl UserService {
         match key {
             None => {
                 let hash = self.hasher.hash(&user.password).await?;
-                let created = User::new(UserId::generate(), &user.name, &user.email);
+                let created = User::new(UserId::generate(), &user);
                 self.store.insert(&created, &hash).await?;
                 Ok(Created::New(created))
             }
@@ -158,23 +167,12 @@ impl UserService {
         }
     }
 
-    pub async fn list(
-        &self,
-        email: Option<EmailAddress>,
-        after: Option<UserId>,
-        limit: u32,
-    ) -> Result<Page, UserError> {
+    pub async fn list(&self, query: &UserQuery) -> Result<Page, UserError> {
         // One extra row tells whether another page follows, without a count.
-        let mut users = self
-            .store
-            .list(ListQuery {
-                email,
-                after,
-                limit: limit + 1,
-            })
-            .await?;
-        let more = users.len() > limit as usize;
-        users.truncate(limit as usize);
+        let limit = query.limit as usize;
+        let mut users = self.store.list(query, query.limit + 1).await?;
+        let more = users.len() > limit;
+        users.truncate(limit);
         let next_after = more.then(|| users.last().map(|user| user.id)).flatten();
         Ok(Page { users, next_after })
     }
@@ -194,6 +192,7 @@ impl UserService {
             name: changes.name,
             email: changes.email,
             password_hash,
+            disabled: changes.disabled,
         };
         let outcome = self.store.update(id, update, precondition).await?;
         self.written(id, outcome)
@@ -204,15 +203,27 @@ impl UserService {
         self.written(id, outcome)
     }
 
-    /// The user whose email and password these are. An unknown email costs
-    /// the same work, and takes the same time, as a wrong password. A hash
-    /// in another format, or bcrypt below the configured cost, is replaced
-    /// by bcrypt at the configured cost.
+    /// The user whose email and password these are, in Keycloak's order,
+    /// so an account's state never shows to someone without its password:
+    ///
+    /// 1. An email locked out after too many failures is refused at once,
+    ///    with no password checked. The attempt is counted (reserved) before
+    ///    the check, so parallel guesses cannot pass the threshold.
+    /// 2. An unknown email or a wrong password is `InvalidCredentials`; both
+    ///    cost the same work and take the same time.
+    /// 3. The right password clears the failures; a disabled user is then
+    ///    `Disabled`.
+    /// 4. Otherwise the user is returned with `last_verified_at` set, in the
+    ///    same write as an upgrade of the hash to bcrypt at the configured
+    ///    cost, when it needs one.
     pub async fn verify(
         &self,
         email: &EmailAddress,
         attempt: &SecretString,
     ) -> Result<User, UserError> {
+        if let Reservation::Refused { retry_after } = self.lockout.reserve(email).await? {
+            return Err(UserError::TooManyFailures { retry_after });
+        }
         let found = self.store.credentials(email).await?;
         let found = found.and_then(|(user, hash)| match hash {
             Ok(hash) => Some((user, hash)),
@@ -228,25 +239,46 @@ impl UserService {
         let Some((user, hash)) = found.filter(|_| matched) else {
             return Err(UserError::InvalidCredentials);
         };
-        // bcrypt would keep only 72 bytes of a longer password (one an
-        // imported hash allowed), so such a hash stays as it is.
-        if self.hasher.needs_upgrade(&hash) && attempt.expose_secret().len() <= BCRYPT_MAX_BYTES {
-            self.upgrade_hash(&user, &hash, attempt).await;
+        self.lockout.clear(email).await?;
+        if user.disabled {
+            return Err(UserError::Disabled);
         }
-        Ok(user)
+        let upgraded = self.upgraded_hash(&hash, attempt).await;
+        match self
+            .store
+            .record_verified(user.id, &hash, upgraded.as_ref())
+            .await?
+        {
+            Some(user) => Ok(user),
+            // Deleted in the meantime.
+            None => Err(UserError::InvalidCredentials),
+        }
     }
 
-    /// Best effort: a failure leaves the old hash, which still verifies.
-    async fn upgrade_hash(&self, user: &User, old: &StoredHash, password: &SecretString) {
-        let upgraded = match self.hasher.hash_secret(password).await {
-            Ok(new) => self.store.upgrade_hash(user.id, old, &new).await,
-            Err(error) => {
-                tracing::warn!(error = %error, "could not rehash a password");
-                return;
-            }
-        };
-        if let Err(error) = upgraded {
-            tracing::warn!(error = %error, "could not store a rehashed password");
+    /// Forgets the failed verify attempts at the email of user `id`.
+    pub async fn clear_lockout(&self, id: UserId) -> Result<(), UserError> {
+        let user = self.get(id).await?;
+        let email = EmailAddress::normalize(&user.email).map_err(|_| UserError::NotFound(id))?;
+        Ok(self.lockout.clear(&email).await?)
+    }
+
+    /// bcrypt at the configured cost of the password that just verified,
+    /// when `hash` is another format or weaker; `None` otherwise, and when
+    /// hashing fails (the old hash still verifies). bcrypt would keep only
+    /// 72 bytes of a longer password (one an imported hash allowed), so
+    /// such a hash stays as it is.
+    async fn upgraded_hash(
+        &self,
+        hash: &StoredHash,
+        password: &SecretString,
+    ) -> Option<StoredHash> {
+        if !self.hasher.needs_upgrade(hash) || password.expose_secret().len() > BCRYPT_MAX_BYTES {
+            return None;
         }
+        self.hasher
+            .hash_secret(password)
+            .await
+            .map_err(|error| tracing::warn!(error = %error, "could not rehash a password"))
+            .ok()
     }
 }

@@ -4,13 +4,15 @@ mod batch;
 mod error;
 mod idempotency;
 mod legacy;
+mod lockout;
 mod users;
 
 pub use batch::BatchOutcome;
 pub use error::StoreError;
 pub use idempotency::{Claimed, IdempotencyRecord, IdempotencyStore};
 pub use legacy::{Markers, Source, SourceDocument, SourceId, SourceLocation, TextField};
-pub use users::{ListQuery, UserStore, UserUpdate, Written, COLLECTION as USERS_COLLECTION};
+pub use lockout::{LockoutPolicy, LockoutStore, Reservation, MAX_LOCKOUT};
+pub use users::{UserStore, UserUpdate, Written, COLLECTION as USERS_COLLECTION};
 
 use std::{future::IntoFuture, time::Instant};
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{error::is_namespace_missing, measured, StoreError};
 use crate::{
-    domain::{EmailAddress, Precondition, StoredHash, User, UserId, UserName},
+    domain::{EmailAddress, Precondition, StoredHash, User, UserId, UserName, UserQuery},
     metrics::Metrics,
 };
 
@@ -33,6 +33,11 @@ pub(super) struct UserDocument {
     created_at: DateTime,
     updated_at: DateTime,
     version: i64,
+    /// Absent in documents written before accounts could be disabled.
+    #[serde(default)]
+    disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_verified_at: Option<DateTime>,
 }
 
 pub(super) fn to_bson_time(time: ChronoDateTime<Utc>) -> DateTime {
@@ -53,6 +58,8 @@ impl UserDocument {
             created_at: to_bson_time(user.created_at),
             updated_at: to_bson_time(user.updated_at),
             version: user.version,
+            disabled: user.disabled,
+            last_verified_at: user.last_verified_at.map(to_bson_time),
         }
     }
 
@@ -68,6 +75,8 @@ impl UserDocument {
             created_at: from_bson_time(self.created_at),
             updated_at: from_bson_time(self.updated_at),
             version: self.version,
+            disabled: self.disabled,
+            last_verified_at: self.last_verified_at.map(from_bson_time),
         }
     }
 }
@@ -78,6 +87,7 @@ pub struct UserUpdate {
     pub name: Option<UserName>,
     pub email: Option<EmailAddress>,
     pub password_hash: Option<StoredHash>,
+    pub disabled: Option<bool>,
 }
 
 /// How a conditional write went.
@@ -90,14 +100,6 @@ pub enum Written<T> {
     Conflict {
         current: i64,
     },
-}
-
-/// One page of users in `_id` (creation) order.
-#[derive(Debug)]
-pub struct ListQuery {
-    pub email: Option<EmailAddress>,
-    pub after: Option<UserId>,
-    pub limit: u32,
 }
 
 #[derive(Clone)]
@@ -220,11 +222,17 @@ impl UserStore {
     /// Up to `limit` users after the cursor, in `_id` order. The range on `_id`
     /// is answered from the `_id` index, so a deep page costs what the first
     /// one does: nothing is skipped.
-    pub async fn list(&self, query: ListQuery) -> Result<Vec<User>, StoreError> {
+    pub async fn list(&self, query: &UserQuery, limit: u32) -> Result<Vec<User>, StoreError> {
         let mut filter = Document::new();
         if let Some(email) = &query.email {
             filter.insert("email", email.as_str());
         }
+        match query.disabled {
+            Some(true) => filter.insert("disabled", true),
+            // Documents written before accounts could be disabled have no field.
+            Some(false) => filter.insert("disabled", doc! { "$ne": true }),
+            None => None,
+        };
         if let Some(after) = query.after {
             filter.insert("_id", doc! { "$gt": after.object_id() });
         }
@@ -233,7 +241,7 @@ impl UserStore {
             .find(filter)
             .projection(without_hash())
             .sort(doc! { "_id": 1 })
-            .limit(i64::from(query.limit));
+            .limit(i64::from(limit));
         let documents: Vec<UserDocument> = measured(&self.metrics, "users.list", async {
             find.await?.try_collect().await
         })
@@ -262,6 +270,9 @@ impl UserStore {
         }
         if let Some(hash) = &update.password_hash {
             set.insert("password_hash", doc! { "$literal": hash.as_str() });
+        }
+        if let Some(disabled) = update.disabled {
+            set.insert("disabled", doc! { "$literal": disabled });
         }
         set.insert(
             "updated_at",
@@ -305,21 +316,41 @@ impl UserStore {
         })
     }
 
-    /// Swaps in a stronger hash of the same password, unless the password
-    /// changed since `old` was read. Not a change to the user as others see
-    /// it: neither `updated_at` nor the version moves.
-    pub async fn upgrade_hash(
+    /// Records a successful verify: `last_verified_at` is now, the version
+    /// moves (the representation changed), and, when `upgraded` is given, it
+    /// replaces `old` as the hash unless the password changed since `old`
+    /// was read. One write; `updated_at` stays, as no profile field changed.
+    /// `None` when the user is gone.
+    pub async fn record_verified(
         &self,
         id: UserId,
         old: &StoredHash,
-        new: &StoredHash,
-    ) -> Result<bool, StoreError> {
-        let upgrade = self.users.update_one(
-            doc! { "_id": id.object_id(), "password_hash": old.as_str() },
-            doc! { "$set": { "password_hash": new.as_str() } },
-        );
-        let result = measured(&self.metrics, "users.upgrade_hash", upgrade).await?;
-        Ok(result.modified_count == 1)
+        upgraded: Option<&StoredHash>,
+    ) -> Result<Option<User>, StoreError> {
+        let mut set = doc! {
+            "last_verified_at": { "$literal": DateTime::now() },
+            "version": { "$add": ["$version", 1] },
+        };
+        if let Some(new) = upgraded {
+            set.insert(
+                "password_hash",
+                doc! { "$cond": [
+                    { "$eq": ["$password_hash", { "$literal": old.as_str() }] },
+                    { "$literal": new.as_str() },
+                    "$password_hash",
+                ] },
+            );
+        }
+        let record = self
+            .users
+            .find_one_and_update(
+                doc! { "_id": id.object_id(), "version": { "$exists": true } },
+                vec![doc! { "$set": set }],
+            )
+            .projection(without_hash())
+            .return_document(ReturnDocument::After);
+        let user = measured(&self.metrics, "users.record_verified", record).await?;
+        Ok(user.map(UserDocument::into_user))
     }
 
     /// A round trip to the database, for readiness.

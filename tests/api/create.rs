@@ -42,9 +42,20 @@ async fn create_returns_201_the_user_and_its_location() {
         .collect();
     assert_eq!(
         keys,
-        ["id", "name", "email", "created_at", "updated_at", "version"]
+        [
+            "id",
+            "name",
+            "email",
+            "created_at",
+            "updated_at",
+            "version",
+            "disabled",
+            "last_verified_at"
+        ]
     );
     assert_eq!(user["version"], 1);
+    assert_eq!(user["disabled"], false);
+    assert_eq!(user["last_verified_at"], serde_json::Value::Null);
     assert_eq!(reply.header("etag"), Some("\"1\""));
     assert_eq!(reply.body["status_code"], 201);
 

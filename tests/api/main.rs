@@ -11,6 +11,7 @@ mod helpers;
 mod idempotency;
 mod import;
 mod legacy;
+mod lifecycle;
 mod limits;
 mod list;
 mod migrate;

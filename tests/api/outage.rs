@@ -145,14 +145,32 @@ async fn the_service_rides_out_a_database_crash() {
 
     database.kill();
 
-    // Database-backed requests fail fast, with 503 and Retry-After.
+    // Every database-backed request fails fast, with 503 and Retry-After;
+    // verify never skips its lockout check.
+    let one = format!("/user/{}", acknowledged[0]);
     for (method, path, body) in [
-        (Method::GET, format!("/user/{}", acknowledged[0]), None),
+        (Method::GET, one.clone(), None),
         (Method::GET, "/user".to_owned(), None),
         (
             Method::POST,
             "/user".to_owned(),
             Some(json!({ "name": "During", "email": "during@example.com", "password": PASSWORD })),
+        ),
+        (
+            Method::PUT,
+            one.clone(),
+            Some(json!({ "name": "During", "email": "before0@example.com" })),
+        ),
+        (
+            Method::PATCH,
+            one.clone(),
+            Some(json!({ "name": "During" })),
+        ),
+        (Method::DELETE, one.clone(), None),
+        (
+            Method::POST,
+            "/user/verify".to_owned(),
+            Some(json!({ "email": "before0@example.com", "password": PASSWORD })),
         ),
     ] {
         let started = Instant::now();
@@ -191,6 +209,11 @@ async fn the_service_rides_out_a_database_crash() {
             reply.status,
             StatusCode::OK,
             "user {id} was acknowledged but is gone"
+        );
+        assert_eq!(
+            reply.data()["version"],
+            1,
+            "a write during the outage happened"
         );
     }
     let failed = app.get("/user?email=during@example.com").await;

@@ -18,7 +18,28 @@ async fn matching_credentials_return_the_user() {
     let user = app.create_user("Ada", "ada@example.com").await;
     let reply = verify(&app, "  ADA@example.com ", PASSWORD).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    assert_eq!(reply.data(), &user);
+    let verified = reply.data();
+    for field in [
+        "id",
+        "name",
+        "email",
+        "created_at",
+        "updated_at",
+        "disabled",
+    ] {
+        assert_eq!(verified[field], user[field], "{field}");
+    }
+    // The verify is recorded: a change to the representation, so the
+    // version moves; not to the profile, so updated_at stays.
+    assert_eq!(verified["version"], 2);
+    let at = verified["last_verified_at"].as_str().unwrap();
+    assert!(at >= user["created_at"].as_str().unwrap(), "{at}");
+    assert_eq!(
+        app.get(&format!("/user/{}", user["id"].as_str().unwrap()))
+            .await
+            .data(),
+        verified
+    );
 }
 
 #[tokio::test]
@@ -111,9 +132,11 @@ async fn a_weaker_hash_is_upgraded_on_a_successful_verify() {
     let upgraded = new.stored_hash(id).await;
     assert!(upgraded.starts_with("$2b$05$"), "{upgraded}");
     assert!(bcrypt::verify(PASSWORD, &upgraded).unwrap());
-    // Not a profile change: the user looks exactly as before.
+    // Not a profile change: only the verify's own record moved.
     let fetched = new.get(&format!("/user/{id}")).await;
-    assert_eq!(fetched.data(), &user);
+    assert_eq!(fetched.data()["updated_at"], user["updated_at"]);
+    assert_eq!(fetched.data()["name"], user["name"]);
+    assert!(fetched.data()["last_verified_at"].is_string());
     assert_eq!(
         verify(&new, "ada@example.com", PASSWORD).await.status,
         StatusCode::OK
