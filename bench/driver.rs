@@ -7,6 +7,10 @@
 //!   bench-driver read URI ID CONC SECS     the API's GET /user/{id} query, raw
 //!   bench-driver list URI AFTER CONC SECS  the API's GET /user?limit=50 query,
 //!                                          raw (AFTER: `-` for the first page)
+//!   bench-driver search URI PREFIX CONC SECS  the API's GET /user?q=PREFIX
+//!                                          query, raw
+//!   bench-driver since URI ID CONC SECS    the API's GET /user?created_after=
+//!                                          (the second of ID) query, raw
 //!   bench-driver hash COST ROUNDS          median time of one bcrypt hash
 //!   bench-driver insert URI COUNT          insert COUNT users shaped as the
 //!                                          service stores them, 1,000 per
@@ -38,7 +42,7 @@ use mongodb::{
 use serde_json::json;
 use user_api::api::encode_cursor;
 
-const USAGE: &str = "usage: bench-driver seed URI COUNT | read URI ID CONC SECS | list URI AFTER CONC SECS | hash COST ROUNDS | insert URI COUNT | seed-legacy URI COUNT | copy FROM TO";
+const USAGE: &str = "usage: bench-driver seed URI COUNT | read URI ID CONC SECS | list URI AFTER CONC SECS | search URI PREFIX CONC SECS | since URI ID CONC SECS | hash COST ROUNDS | insert URI COUNT | seed-legacy URI COUNT | copy FROM TO";
 /// Rows the API fetches for a page of 50: one extra tells whether more follow.
 const PAGE_FETCH: i64 = 51;
 
@@ -91,6 +95,35 @@ async fn main() {
                         .await?;
                     Ok(!page.is_empty())
                 }
+            })
+            .await;
+            println!("{report}");
+        }
+        "search" => {
+            let prefix = arg(2).to_owned();
+            let collection = users(arg(1)).await;
+            let report = load(arg(3), arg(4), move || {
+                let filter = doc! { "$or": [
+                    { "email": { "$regex": format!("^{}", regex::escape(&prefix)) } },
+                    { "name_folded": { "$regex": format!("^{}", regex::escape(&prefix)) } },
+                ] };
+                page(collection.clone(), filter)
+            })
+            .await;
+            println!("{report}");
+        }
+        "since" => {
+            let id = ObjectId::parse_str(arg(2)).expect("an id");
+            let seconds = id.timestamp().timestamp_millis() / 1000;
+            let mut first = [0u8; 12];
+            first[..4].copy_from_slice(&(seconds as u32).to_be_bytes());
+            let collection = users(arg(1)).await;
+            let report = load(arg(3), arg(4), move || {
+                let filter = doc! {
+                    "_id": { "$gte": ObjectId::from_bytes(first) },
+                    "created_at": { "$gt": DateTime::from_millis(seconds * 1000) },
+                };
+                page(collection.clone(), filter)
             })
             .await;
             println!("{report}");
@@ -205,6 +238,19 @@ async fn main() {
     }
 }
 
+/// The first page of a listing with `filter`, as the API asks for it.
+async fn page(collection: Collection<Document>, filter: Document) -> mongodb::error::Result<bool> {
+    let page: Vec<Document> = collection
+        .find(filter)
+        .projection(doc! { "password_hash": 0 })
+        .sort(doc! { "_id": 1 })
+        .limit(PAGE_FETCH)
+        .await?
+        .try_collect()
+        .await?;
+    Ok(!page.is_empty())
+}
+
 /// `count` documents written since `started`, as JSON.
 fn timed(count: usize, started: Instant) -> serde_json::Value {
     let seconds = started.elapsed().as_secs_f64();
@@ -238,6 +284,7 @@ async fn seed(collection: &Collection<Document>, count: usize) {
                 doc! {
                     "_id": id,
                     "name": format!("Seeded user {i}"),
+                    "name_folded": format!("seeded user {i}"),
                     "email": format!("seed-{}@example.com", id.to_hex()),
                     "password_hash": &hash,
                     "created_at": now,

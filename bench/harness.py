@@ -151,6 +151,23 @@ class Bench:
         self.log(done.stdout.strip())
         return seconds
 
+    def finding(self, size, seeded, concurrency, seconds):
+        """A prefix search that finds one user (the deep one's email) and a
+        creation range holding the last tenth, through the API and raw."""
+        prefix = f"seed-{seeded['deep']}"
+        since = datetime.fromtimestamp(int(seeded["deep"][:8], 16), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "q": self.wrk(f"GET /user?q=<one email>, {size} users", f"/user?q={prefix}", concurrency, seconds),
+            "raw_q": self.raw(f"prefix search raw, {size}", ["search", self.db_uri, prefix], concurrency, seconds),
+            "since": self.wrk(
+                f"GET /user?created_after=<last tenth>, {size} users",
+                f"/user?created_after={since}",
+                concurrency,
+                seconds,
+            ),
+            "raw_since": self.raw(f"created_after raw, {size}", ["since", self.db_uri, seeded["deep"]], concurrency, seconds),
+        }
+
     def peak_rss_mb(self):
         with open(f"/proc/{self.pid}/status") as status:
             for line in status:
@@ -178,6 +195,8 @@ def main():
 
     bench.log("5a. listing with 1,000 users: first page and a deep page")
     list_small = bench.listing("1k", small, 4, s)
+    bench.log("5c. finding among 1,000 users: a prefix search and a creation range")
+    find_small = bench.finding("1k", small, 4, s)
 
     bench.log(f"3. creates: one bcrypt hash at cost {cost}, then POST /user at saturation")
     hash_ms = bench.driver_json("hash", cost, "5")["median_ms"]
@@ -197,6 +216,8 @@ def main():
     bench.log("5b. listing with 100,000 users: first page and a deep page")
     slow = max(s, 12)
     list_big = bench.listing("100k", big, 1, slow)
+    bench.log("5d. finding among 100,000 users: a prefix search and a creation range")
+    find_big = bench.finding("100k", big, 1, slow)
 
     bench.log("6. import: 10,000 users with hashes through POST /user/import, then raw insert_many")
     imported = bench.import_users(10_000, 1000)
@@ -232,6 +253,11 @@ def main():
                    imported / raw_inserted, ">= 0.5", imported / raw_inserted >= 0.5))
     ratios.append((f"Migrate: user-api migrate ÷ raw copy ({migrate_rate:,.0f} vs {copy_rate:,.0f} documents/s)",
                    migrate_rate / copy_rate, ">= 0.5", migrate_rate / copy_rate >= 0.5))
+    for kind, name in (("q", "Prefix search (q)"), ("since", "Creation range (created_after)")):
+        api_ratio = find_big[kind].p50_ms / find_small[kind].p50_ms
+        raw_ratio = find_big[f"raw_{kind}"].p50_ms / find_small[f"raw_{kind}"].p50_ms
+        ratios.append((f"{name}: p50 at 100k ÷ p50 at 1k (API)", api_ratio, "(as the database)", True))
+        ratios.append((f"{name}: same query, raw driver", raw_ratio, "(the database alone)", True))
     ratios.append(("Memory: peak RSS of the service (MB)", rss, "<= 50", rss <= 50))
     ratios.append(("Failed requests (socket errors, non-2xx)", failures, "0", failures == 0))
 

@@ -4,10 +4,20 @@ Each hook teaches Schemathesis one thing the spec cannot say, and claims no
 more than that one thing; every other failure stands.
 """
 
+import json
+import re
+
 import schemathesis
 from schemathesis.core.parameters import ParameterLocation
 
 MAX_PASSWORD_BYTES = 72
+
+# `metadata`'s rules, as the field's description states them; OpenAPI 3.0
+# cannot (it has no propertyNames).
+METADATA_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+METADATA_MAX_BYTES = 4096
+METADATA_MAX_DEPTH = 5
+INT64 = range(-(2**63), 2**63)
 
 # The operations whose body carries a new password under the policy.
 PASSWORD_BODIES = {("POST", "/user"), ("PUT", "/user/{id}"), ("PATCH", "/user/{id}")}
@@ -18,22 +28,59 @@ def operation_key(context):
     return (operation.method.upper(), operation.path) if operation else None
 
 
-@schemathesis.hook
-def filter_body(context, body):
+def password_fits(body):
     """bcrypt reads at most 72 bytes, so the server refuses a new password of
     more than 72 bytes of UTF-8 (it never truncates one silently). JSON Schema
     counts characters, not bytes: 72 non-ASCII characters are schema-valid
-    and still too long. This drops exactly those generated bodies, whose
-    password is within `maxLength` yet over 72 bytes, and only for the
-    operations that set a password; verify compares any attempt."""
-    if operation_key(context) not in PASSWORD_BODIES or not isinstance(body, dict):
-        return True
+    and still too long."""
     password = body.get("password")
     if not isinstance(password, str):
         return True
     within_max_length = len(password) <= MAX_PASSWORD_BYTES
     over_byte_limit = len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES
     return not (within_max_length and over_byte_limit)
+
+
+def metadata_value_fits(value, depth):
+    if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
+        return True
+    if isinstance(value, int):
+        return value in INT64
+    if depth > METADATA_MAX_DEPTH:
+        return False
+    if isinstance(value, list):
+        return all(metadata_value_fits(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(key, str) and METADATA_KEY.fullmatch(key) and metadata_value_fits(item, depth + 1)
+            for key, item in value.items()
+        )
+    return True
+
+
+def metadata_fits(body):
+    """`metadata` keys, depth, size and numbers, as described. A PATCH's
+    `null` values remove keys; its merged result is the server's to judge,
+    and the merge of a fitting patch into `{}`-sized data fits."""
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        return True
+    try:
+        size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return False
+    return size <= METADATA_MAX_BYTES and metadata_value_fits(metadata, 1)
+
+
+@schemathesis.hook
+def filter_body(context, body):
+    """Drops generated bodies that break a rule the spec states only in words,
+    and only for the operations that set a password and metadata (create,
+    replace, patch); verify compares any attempt, and imports answer each
+    item on its own."""
+    if operation_key(context) not in PASSWORD_BODIES or not isinstance(body, dict):
+        return True
+    return password_fits(body) and metadata_fits(body)
 
 
 # A schema-valid request that the server refuses because of what happened

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::{
     config::Config,
-    domain::{EmailAddress, StoredHash, User, UserId, UserName},
+    domain::{EmailAddress, Metadata, StoredHash, User, UserId, UserName},
     metrics::Metrics,
     startup::{self, StartupError},
     store::{
@@ -380,6 +380,8 @@ fn adopt(document: SourceDocument) -> Result<(User, StoredHash, Vec<String>), St
         version: 1,
         disabled: false,
         last_verified_at: None,
+        metadata: Metadata::default(),
+        external_id: None,
     };
     Ok((user, hash, warnings))
 }
@@ -527,6 +529,11 @@ async fn write(
             BatchOutcome::IdTaken => report.listed.push(listed(
                 Reason::IdTaken,
                 "a user of the service with this id has another email",
+            )),
+            // Flask documents carry no external id.
+            BatchOutcome::ExternalIdTaken => report.listed.push(listed(
+                Reason::EmailTaken,
+                "a user of the service has this external id",
             )),
         }
     }

@@ -1,8 +1,9 @@
 """A round trip through the Python client generated from openapi.yaml by
 openapi-python-client: create, get, list with paging, replace, patch,
 delete, the typed errors for a 409 and a 404, an import of a user with a
-passlib hash who then verifies, and a disabled user's 403, a lockout's 429
-and its clearing.
+passlib hash who then verifies, a disabled user's 403, a lockout's 429 and
+its clearing, and finding users by prefix, newest first, with metadata and
+external ids.
 
 Usage: python python_roundtrip.py SDK_DIR BASE_URL API_KEY LEGACY_HASH
 LEGACY_HASH is passlib's pbkdf2_sha256 hash of "Legacy@123".
@@ -34,6 +35,7 @@ from user_api_client.models import (  # noqa: E402
     ImportRequest,
     ImportStatus,
     ImportUser,
+    ListUsersSort,
     PatchUserRequest,
     ReplaceUserRequest,
     UserEnvelope,
@@ -161,4 +163,30 @@ patch_user.sync(id=off.data.id, client=client, body=PatchUserRequest(disabled=Fa
 on = verify_user.sync(client=client, body=VerifyRequest(email=off_email, password="Password@123"))
 check(isinstance(on, UserEnvelope) and on.data.last_verified_at is not None, "verified once enabled")
 
-print(f"python SDK round trip ok: {len(created)} created, {len(seen)} listed, replaced, patched, 409, deleted, 404, imported, verified, 403, 429, cleared")
+# Metadata and an external id on create; q, sort=-created and external_id
+# on list; a metadata merge on patch.
+found_run = []
+for i in range(3):
+    made = create_user.sync(
+        client=client,
+        body=CreateUserRequest.from_dict({
+            "name": f"Findable {run} {i}", "email": f"py-find-{run}-{i}@example.com",
+            "password": "Password@123", "metadata": {"plan": "pro", "rank": i},
+            "external_id": f"py-ext-{run}-{i}",
+        }),
+    )
+    check(isinstance(made, UserEnvelope) and made.data.metadata["rank"] == i, "metadata on create")
+    check(made.data.external_id == f"py-ext-{run}-{i}", "external_id on create")
+    found_run.append(made.data.id)
+newest = list_users.sync(client=client, q=f"findable {run}", sort=ListUsersSort.VALUE_1, include_total=True)
+check(isinstance(newest, UserListEnvelope), "search parses")
+check([user.id for user in newest.data] == list(reversed(found_run)), "q finds them, newest first")
+check(newest.page.total == 3, "include_total counts")
+by_external = list_users.sync(client=client, external_id=f"py-ext-{run}-1")
+check([user.id for user in by_external.data] == [found_run[1]], "external_id finds one")
+merged = patch_user.sync(
+    id=found_run[0], client=client, body=PatchUserRequest.from_dict({"metadata": {"rank": None, "tier": "gold"}})
+)
+check(merged.data.metadata.to_dict() == {"plan": "pro", "tier": "gold"}, "metadata merges")
+
+print(f"python SDK round trip ok: {len(created)} created, {len(seen)} listed, replaced, patched, 409, deleted, 404, imported, verified, 403, 429, cleared, searched")

@@ -2,7 +2,8 @@
 // (openapi-typescript types, openapi-fetch client), type-checked by tsc:
 // create, get, list with paging, replace, patch, delete, the typed errors
 // for a 409 and a 404, an import of a user with a passlib hash who then
-// verifies, and a disabled user's 403, a lockout's 429 and its clearing.
+// verifies, a disabled user's 403, a lockout's 429 and its clearing, and
+// finding users by prefix, newest first, with metadata and external ids.
 //
 // Usage: node roundtrip.js BASE_URL API_KEY LEGACY_HASH
 // LEGACY_HASH is passlib's pbkdf2_sha256 hash of "Legacy@123".
@@ -114,6 +115,40 @@ await client.PATCH("/user/{id}", { params: { path: { id: off.data.data.id } }, b
 const on = await client.POST("/user/verify", { body: { email: offEmail, password: "Password@123" } });
 check(typeof on.data?.data.last_verified_at === "string", "verified once enabled");
 
+const findable: string[] = [];
+for (let i = 0; i < 3; i++) {
+  const made = await client.POST("/user", {
+    body: {
+      name: `Findable ${run} ${i}`,
+      email: `ts-find-${run}-${i}@example.com`,
+      password: "Password@123",
+      metadata: { plan: "pro", rank: i },
+      external_id: `ts-ext-${run}-${i}`,
+    },
+  });
+  check(made.data?.data.metadata["rank"] === i, "metadata on create");
+  check(made.data.data.external_id === `ts-ext-${run}-${i}`, "external_id on create");
+  findable.push(made.data.data.id);
+}
+const newest = await client.GET("/user", {
+  params: { query: { q: `findable ${run}`, sort: "-created", include_total: true } },
+});
+check(
+  JSON.stringify(newest.data?.data.map((user) => user.id)) === JSON.stringify([...findable].reverse()),
+  "q finds them, newest first",
+);
+check(newest.data?.page.total === 3, "include_total counts");
+const byExternal = await client.GET("/user", { params: { query: { external_id: `ts-ext-${run}-1` } } });
+check(byExternal.data?.data[0]?.id === findable[1], "external_id finds one");
+const merged = await client.PATCH("/user/{id}", {
+  params: { path: { id: findable[0] ?? "" } },
+  body: { metadata: { rank: null, tier: "gold" } },
+});
+check(
+  JSON.stringify(merged.data?.data.metadata) === JSON.stringify({ plan: "pro", tier: "gold" }),
+  "metadata merges",
+);
+
 console.log(
-  `TypeScript SDK round trip ok: ${created.length} created, ${seen.length} listed, replaced, patched, 409, deleted, 404, imported, verified, 403, 429, cleared`,
+  `TypeScript SDK round trip ok: ${created.length} created, ${seen.length} listed, replaced, patched, 409, deleted, 404, imported, verified, 403, 429, cleared, searched`,
 );

@@ -48,6 +48,7 @@ pub enum ErrorCode {
     InvalidId,
     NotFound,
     EmailTaken,
+    ExternalIdTaken,
     IdTaken,
     UnsupportedMediaType,
     MethodNotAllowed,
@@ -86,12 +87,13 @@ struct CodeSpec {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 25] = [
         Self::ValidationFailed,
         Self::MalformedJson,
         Self::InvalidId,
         Self::NotFound,
         Self::EmailTaken,
+        Self::ExternalIdTaken,
         Self::IdTaken,
         Self::UnsupportedMediaType,
         Self::MethodNotAllowed,
@@ -141,6 +143,11 @@ impl ErrorCode {
             Self::EmailTaken => (
                 StatusCode::CONFLICT,
                 "Another user already has this email (compared after normalizing).",
+                &[],
+            ),
+            Self::ExternalIdTaken => (
+                StatusCode::CONFLICT,
+                "Another user already has this `external_id`.",
                 &[],
             ),
             Self::IdTaken => (
@@ -339,8 +346,8 @@ pub struct ErrorEnvelope {
     /// The HTTP status code, repeated.
     pub status_code: u16,
     pub error: ErrorCode,
-    /// Every rejected field, for `validation_failed`, `invalid_id` and
-    /// `email_taken`; absent otherwise.
+    /// Every rejected field, for `validation_failed`, `invalid_id`,
+    /// `email_taken` and `external_id_taken`; absent otherwise.
     #[oai(skip_serializing_if_is_none)]
     pub details: Option<Vec<FieldProblem>>,
 }
@@ -402,6 +409,8 @@ pub enum ApiError {
     UserNotFound(UserId),
     #[error("email: another user already has this email")]
     EmailTaken,
+    #[error("external_id: another user already has this external id")]
+    ExternalIdTaken,
     #[error("no route matches {method} {path}")]
     RouteNotFound { method: &'static str, path: String },
     #[error("{method} is not allowed on {path}; allowed: {allow}")]
@@ -458,6 +467,7 @@ impl ApiError {
             Self::InvalidId(_) => ErrorCode::InvalidId,
             Self::UserNotFound(_) | Self::RouteNotFound { .. } => ErrorCode::NotFound,
             Self::EmailTaken => ErrorCode::EmailTaken,
+            Self::ExternalIdTaken => ErrorCode::ExternalIdTaken,
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Unauthorized => ErrorCode::Unauthorized,
@@ -501,6 +511,10 @@ impl ApiError {
             Self::EmailTaken => Some(single(
                 "email",
                 "another user already has this email".into(),
+            )),
+            Self::ExternalIdTaken => Some(single(
+                "external_id",
+                "another user already has this external id".into(),
             )),
             _ => None,
         }
@@ -567,6 +581,10 @@ impl From<UserError> for ApiError {
         match error {
             UserError::NotFound(id) => Self::UserNotFound(id),
             UserError::EmailTaken => Self::EmailTaken,
+            UserError::ExternalIdTaken => Self::ExternalIdTaken,
+            UserError::InvalidMetadata(message) => {
+                Self::Validation(ValidationErrors::single("metadata", message))
+            }
             UserError::InvalidCredentials => Self::InvalidCredentials,
             UserError::Disabled => Self::UserDisabled,
             UserError::TooManyFailures { retry_after } => Self::TooManyFailures {
@@ -773,6 +791,7 @@ mod tests {
                 path: "/x".into(),
             },
             ApiError::EmailTaken,
+            ApiError::ExternalIdTaken,
             ApiError::MethodNotAllowed {
                 method: "PUT",
                 path: "/ping".into(),

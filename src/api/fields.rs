@@ -9,11 +9,13 @@ use poem_openapi::{
     types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
 };
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use poem::Request;
 
-use crate::domain::{EmailAddress, IdempotencyKey, Password, UserId, UserName, ValidationErrors};
+use crate::domain::{
+    EmailAddress, ExternalId, IdempotencyKey, Password, UserId, UserName, ValidationErrors,
+};
 
 /// How a field or parameter is described in the spec.
 pub trait FieldRules: Send + Sync + 'static {
@@ -92,6 +94,133 @@ impl<R> From<String> for Raw<R> {
 impl<'de, R> Deserialize<'de> for Raw<R> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(Self::from)
+    }
+}
+
+/// The unparsed text of a field that may be `null`, whose rules are `R`;
+/// in a body as `Option<RawNullable<R>>`, with [`present`]: absent is
+/// `None`, `null` is `Some(RawNullable(None))`.
+pub struct RawNullable<R>(Option<Raw<R>>);
+
+impl<R> RawNullable<R> {
+    pub fn into_option(self) -> Option<Raw<R>> {
+        self.0
+    }
+}
+
+impl<R: FieldRules> Type for RawNullable<R> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("string")
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            nullable: true,
+            ..R::schema()
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&String> {
+        self.0.as_ref().map(|raw| &raw.text)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+        Box::new(self.0.iter().map(|raw| &raw.text))
+    }
+}
+
+impl<R: FieldRules> ParseFromJSON for RawNullable<R> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(Self(None)),
+            Some(Value::String(text)) => Ok(Self(Some(text.into()))),
+            Some(other) => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl<R: FieldRules> ToJSON for RawNullable<R> {
+    fn to_json(&self) -> Option<Value> {
+        Some(
+            self.0
+                .as_ref()
+                .map_or(Value::Null, |raw| Value::String(raw.text.clone())),
+        )
+    }
+}
+
+impl<'de, R> Deserialize<'de> for RawNullable<R> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Option::<String>::deserialize(deserializer).map(|text| Self(text.map(Raw::from)))
+    }
+}
+
+/// A JSON object as it arrived, for `metadata`: free-form values under the
+/// rules [`Metadata`] checks.
+pub struct RawObject(pub Map<String, Value>);
+
+impl Type for RawObject {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Map<String, Value>;
+    type RawElementValueType = Map<String, Value>;
+
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("object")
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(metadata_schema(
+            "The application's own data: a JSON object of at most 4096 bytes serialized, nested \
+             at most 5 levels (the object itself is the first), every key 1 to 64 characters of \
+             A-Z, a-z, 0-9, `_` and `-` (no `.` or `$`), every number an integer within 64 \
+             bits or a floating-point one.",
+        )))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+/// An object with free-form values: a map in generated SDKs.
+pub fn metadata_schema(description: &'static str) -> MetaSchema {
+    MetaSchema {
+        description: Some(description),
+        additional_properties: Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema::ANY)))),
+        example: Some(serde_json::json!({ "plan": "pro", "seats": 5 })),
+        ..MetaSchema::new("object")
+    }
+}
+
+impl ParseFromJSON for RawObject {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::Object(map)) => Ok(Self(map)),
+            Some(other) => Err(ParseError::expected_type(other)),
+            None => Err(ParseError::expected_input()),
+        }
+    }
+}
+
+impl ToJSON for RawObject {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::Object(self.0.clone()))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::deserialize(deserializer).map(Self)
     }
 }
 
@@ -184,6 +313,23 @@ impl FieldRules for PasswordRules {
                  (a-z), one uppercase letter (A-Z), one digit (0-9) and one other character. It \
                  is stored only as a bcrypt hash and never returned.",
                 "Password@123",
+            )
+        }
+    }
+}
+
+pub enum ExternalIdRules {}
+
+impl FieldRules for ExternalIdRules {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            min_length: Some(1),
+            max_length: Some(ExternalId::MAX_CHARS),
+            pattern: Some(ExternalId::PATTERN.to_owned()),
+            ..string_schema(
+                "The user's id in another system: 1 to 255 characters, no control characters. \
+                 Unique among users when set, compared exactly; `null` removes it.",
+                "crm-000123",
             )
         }
     }

@@ -15,14 +15,14 @@ use super::{
     auth::ApiKey,
     body::{request_body, JsonBody},
     errors::{ErrorCode, Failure, FieldProblem},
-    fields::{idempotency_key, present, IdempotencyKeyRules, Raw},
+    fields::{idempotency_key, present, IdempotencyKeyRules, Raw, RawObject},
     operations::ImportUsers,
     ApiTags,
 };
 use crate::{
     domain::{
-        EmailAddress, FieldError, ImportFailure, ImportOutcome, ImportSecret, ImportUser, Password,
-        StoredHash, UserId, UserName, ValidationErrors,
+        EmailAddress, ExternalId, FieldError, ImportFailure, ImportOutcome, ImportSecret,
+        ImportUser, Metadata, Password, StoredHash, UserId, UserName, ValidationErrors,
     },
     service::{ImportItem, Imported, UserService},
 };
@@ -69,6 +69,14 @@ pub struct ImportItemRequest {
     /// the id's time, or now.
     #[serde(default, deserialize_with = "present")]
     created_at: Option<String>,
+    /// The application's own data, under the same rules as `POST /user`'s
+    /// `metadata` (checked per item).
+    #[serde(default, deserialize_with = "present")]
+    metadata: Option<RawObject>,
+    /// The user's id in another system, under the same rules as `POST
+    /// /user`'s `external_id`: unique, 1 to 255 characters.
+    #[serde(default, deserialize_with = "present")]
+    external_id: Option<String>,
     /// Your reference for this item, echoed in its result.
     #[oai(rename = "ref", validator(max_length = 64))]
     #[serde(rename = "ref", default, deserialize_with = "present")]
@@ -99,7 +107,8 @@ pub enum ImportStatus {
 
 /// The result of one item, at its position in the request. A `failed` item
 /// has an `error`: `validation_failed` (with `details`), `email_taken`,
-/// `id_taken`, or `busy` (hashing was saturated; send the item again).
+/// `external_id_taken`, `id_taken`, or `busy` (hashing was saturated; send
+/// the item again).
 #[derive(Object, Debug)]
 pub struct ImportResult {
     /// The item's position in `users`, from 0.
@@ -232,14 +241,26 @@ fn parse_item(item: &ImportItemRequest, plaintexts: &mut usize) -> ImportItem {
         .created_at
         .as_deref()
         .and_then(|raw| errors.check("created_at", parse_created_at(raw, id)));
-    match (name, email, secret) {
-        (Some(name), Some(email), Some(secret)) if errors.is_empty() => Ok(ImportUser {
-            name,
-            email,
-            secret,
-            id,
-            created_at,
-        }),
+    let metadata = match &item.metadata {
+        Some(raw) => errors.check("metadata", Metadata::parse(raw.0.clone())),
+        None => Some(Metadata::default()),
+    };
+    let external_id = item
+        .external_id
+        .as_deref()
+        .and_then(|raw| errors.check("external_id", ExternalId::parse(raw)));
+    match (name, email, secret, metadata) {
+        (Some(name), Some(email), Some(secret), Some(metadata)) if errors.is_empty() => {
+            Ok(ImportUser {
+                name,
+                email,
+                secret,
+                id,
+                created_at,
+                metadata,
+                external_id,
+            })
+        }
         _ => Err(errors),
     }
 }
@@ -297,6 +318,10 @@ fn result(index: usize, reference: Option<String>, outcome: ImportOutcome) -> Im
         ImportFailure::IdTaken => (
             ErrorCode::IdTaken,
             "id: a user with this id has another email".to_owned(),
+        ),
+        ImportFailure::ExternalIdTaken => (
+            ErrorCode::ExternalIdTaken,
+            "external_id: another user already has this external id".to_owned(),
         ),
         ImportFailure::Busy => (
             ErrorCode::Busy,

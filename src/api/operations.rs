@@ -113,7 +113,14 @@ operations! {
         id: "createUser",
         budget: Budget::Write,
         body: true,
-        errors: &[ValidationFailed, EmailTaken, IdempotencyKeyReused, IdempotencyKeyInProgress, Busy],
+        errors: &[
+            ValidationFailed,
+            EmailTaken,
+            ExternalIdTaken,
+            IdempotencyKeyReused,
+            IdempotencyKeyInProgress,
+            Busy,
+        ],
         ..USER
     };
     ListUsers = Operation {
@@ -132,7 +139,7 @@ operations! {
         budget: Budget::Write,
         body: true,
         user_path: true,
-        errors: &[EmailTaken, PreconditionFailed, PreconditionRequired, Busy],
+        errors: &[EmailTaken, ExternalIdTaken, PreconditionFailed, PreconditionRequired, Busy],
         ..USER
     };
     PatchUser = Operation {
@@ -140,7 +147,7 @@ operations! {
         budget: Budget::Write,
         body: true,
         user_path: true,
-        errors: &[EmailTaken, PreconditionFailed, PreconditionRequired, Busy],
+        errors: &[EmailTaken, ExternalIdTaken, PreconditionFailed, PreconditionRequired, Busy],
         ..USER
     };
     DeleteUser = Operation {

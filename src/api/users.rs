@@ -15,24 +15,25 @@ use super::{
     conditional::{etag, not_modified, precondition, IfMatchRules},
     errors::{ApiError, Failure},
     fields::{
-        idempotency_key, present, AttemptRules, EmailLookupRules, EmailRules, IdempotencyKeyRules,
-        NameRules, PasswordRules, Raw, UserIdRules,
+        idempotency_key, present, AttemptRules, EmailLookupRules, EmailRules, ExternalIdRules,
+        IdempotencyKeyRules, NameRules, PasswordRules, Raw, RawNullable, RawObject, UserIdRules,
     },
     operations::{
         ClearLockout, CreateUser, DeleteUser, GetUser, ListUsers, PatchUser, ReplaceUser,
         VerifyUser,
     },
     paging::{
-        decode_cursor, encode_cursor, next_page_url, parse_flag, parse_limit, CursorRules,
-        FlagRules, LimitRules,
+        decode_cursor, encode_cursor, next_page_url, parse_flag, parse_ids, parse_limit,
+        parse_sort, parse_time, CursorRules, FlagRules, IdListRules, LimitRules, SearchRules,
+        SortRules, TimeRules,
     },
     views::{PageInfo, UserEnvelope, UserListEnvelope},
     ApiTags,
 };
 use crate::{
     domain::{
-        EmailAddress, NewUser, Password, Precondition, ProfileChanges, User, UserId, UserName,
-        UserQuery, ValidationErrors,
+        EmailAddress, ExternalId, Metadata, MetadataChange, NewUser, Password, Precondition,
+        ProfileChanges, SearchPrefix, User, UserId, UserName, UserQuery, ValidationErrors,
     },
     service::{Created, UserService},
 };
@@ -48,9 +49,33 @@ pub struct CreateUserRequest {
     /// `user_disabled` once checked). Default `false`.
     #[serde(default, deserialize_with = "present")]
     disabled: Option<bool>,
+    /// Default `{}`.
+    #[serde(default, deserialize_with = "present")]
+    metadata: Option<RawObject>,
+    #[serde(default, deserialize_with = "present")]
+    external_id: Option<RawNullable<ExternalIdRules>>,
 }
 
 request_body!(CreateUserRequest);
+
+/// Parses a metadata object, or names what is wrong with it.
+fn parse_metadata(errors: &mut ValidationErrors, raw: RawObject) -> Option<Metadata> {
+    errors.check("metadata", Metadata::parse(raw.0))
+}
+
+/// `None` when absent; `Some(None)` for `null`, which removes it.
+fn parse_external_id(
+    errors: &mut ValidationErrors,
+    raw: Option<RawNullable<ExternalIdRules>>,
+) -> Option<Option<ExternalId>> {
+    match raw.map(RawNullable::into_option) {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(raw)) => errors
+            .check("external_id", ExternalId::parse(raw.as_str()))
+            .map(Some),
+    }
+}
 
 impl CreateUserRequest {
     fn into_domain(self) -> Result<NewUser, ValidationErrors> {
@@ -58,20 +83,29 @@ impl CreateUserRequest {
         let name = errors.check("name", UserName::parse(self.name.as_str()));
         let email = errors.check("email", EmailAddress::parse(self.email.as_str()));
         let password = errors.check("password", Password::parse(self.password.into_string()));
-        match (name, email, password) {
-            (Some(name), Some(email), Some(password)) => Ok(NewUser {
-                name,
-                email,
-                password,
-                disabled: self.disabled.unwrap_or(false),
-            }),
+        let metadata = match self.metadata {
+            Some(raw) => parse_metadata(&mut errors, raw),
+            None => Some(Metadata::default()),
+        };
+        let external_id = parse_external_id(&mut errors, self.external_id).flatten();
+        match (name, email, password, metadata) {
+            (Some(name), Some(email), Some(password), Some(metadata)) if errors.is_empty() => {
+                Ok(NewUser {
+                    name,
+                    email,
+                    password,
+                    disabled: self.disabled.unwrap_or(false),
+                    metadata,
+                    external_id,
+                })
+            }
             _ => Err(errors),
         }
     }
 }
 
-/// A user's full profile. Omit `password` or `disabled` to keep the current
-/// one.
+/// A user's full profile. Omit `password`, `disabled`, `metadata` or
+/// `external_id` to keep the current one.
 #[derive(Object, Deserialize)]
 pub struct ReplaceUserRequest {
     name: Raw<NameRules>,
@@ -82,6 +116,11 @@ pub struct ReplaceUserRequest {
     /// Switch the account off (`true`) or on again (`false`).
     #[serde(default, deserialize_with = "present")]
     disabled: Option<bool>,
+    /// Replaces the whole object.
+    #[serde(default, deserialize_with = "present")]
+    metadata: Option<RawObject>,
+    #[serde(default, deserialize_with = "present")]
+    external_id: Option<RawNullable<ExternalIdRules>>,
 }
 
 request_body!(ReplaceUserRequest);
@@ -99,6 +138,14 @@ pub struct PatchUserRequest {
     /// Switch the account off (`true`) or on again (`false`).
     #[serde(default, deserialize_with = "present")]
     disabled: Option<bool>,
+    /// Merged into the current object, key by key at the top level: a key
+    /// set to `null` is removed, any other value replaces the key's value
+    /// whole (nested objects are not merged). The result is held to the
+    /// same limits.
+    #[serde(default, deserialize_with = "present")]
+    metadata: Option<RawObject>,
+    #[serde(default, deserialize_with = "present")]
+    external_id: Option<RawNullable<ExternalIdRules>>,
 }
 
 request_body!(PatchUserRequest, min_properties = 1);
@@ -109,6 +156,9 @@ struct RawChanges {
     email: Option<Raw<EmailRules>>,
     password: Option<Raw<PasswordRules>>,
     disabled: Option<bool>,
+    /// Replaced whole (`PUT`) or merged (`PATCH`).
+    metadata: Option<(RawObject, bool)>,
+    external_id: Option<RawNullable<ExternalIdRules>>,
 }
 
 impl From<ReplaceUserRequest> for RawChanges {
@@ -118,6 +168,8 @@ impl From<ReplaceUserRequest> for RawChanges {
             email: Some(body.email),
             password: body.password,
             disabled: body.disabled,
+            metadata: body.metadata.map(|raw| (raw, false)),
+            external_id: body.external_id,
         }
     }
 }
@@ -129,6 +181,8 @@ impl From<PatchUserRequest> for RawChanges {
             email: body.email,
             password: body.password,
             disabled: body.disabled,
+            metadata: body.metadata.map(|raw| (raw, true)),
+            external_id: body.external_id,
         }
     }
 }
@@ -137,6 +191,14 @@ impl RawChanges {
     /// Parses whichever fields are present, collecting every problem.
     fn into_domain(self) -> Result<ProfileChanges, ValidationErrors> {
         let mut errors = ValidationErrors::default();
+        let metadata = self.metadata.and_then(|(raw, merge)| {
+            let parsed = if merge {
+                Metadata::parse_merge(raw.0)
+            } else {
+                Metadata::parse(raw.0).map(MetadataChange::Replace)
+            };
+            errors.check("metadata", parsed)
+        });
         let changes = ProfileChanges {
             name: self
                 .name
@@ -148,6 +210,8 @@ impl RawChanges {
                 .password
                 .and_then(|raw| errors.check("password", Password::parse(raw.into_string()))),
             disabled: self.disabled,
+            metadata,
+            external_id: parse_external_id(&mut errors, self.external_id),
         };
         if errors.is_empty() {
             Ok(changes)
@@ -200,6 +264,8 @@ pub enum Listed {
     ),
 }
 
+// Built once per request and moved once: its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(ApiResponse)]
 pub enum Fetched {
     /// The user.
@@ -262,7 +328,19 @@ fn updated(user: User) -> Updated {
     Updated::Ok(Json(UserEnvelope::new(user, "User updated.", 200)), tag)
 }
 
-const LIST_PARAMETERS: [&str; 4] = ["limit", "after", "email", "disabled"];
+const LIST_PARAMETERS: [&str; 11] = [
+    "limit",
+    "after",
+    "email",
+    "disabled",
+    "q",
+    "created_after",
+    "created_before",
+    "sort",
+    "id",
+    "external_id",
+    "include_total",
+];
 
 pub struct UserApi;
 
@@ -353,11 +431,14 @@ impl UserApi {
         Ok(Deleted::NoContent)
     }
 
-    /// List users
+    /// List and find users
     ///
-    /// Returns users in creation order, one page at a time. Follow `page.next`
-    /// (or the `Link` header) until it is absent to visit every user exactly
-    /// once. Unknown query parameters are refused.
+    /// Returns users in creation order (`sort=-created`: newest first), one
+    /// page at a time. Follow `page.next` (or the `Link` header, which keeps
+    /// every filter) until it is absent to visit every matching user exactly
+    /// once. The filters (`email`, `q`, `created_after`, `created_before`,
+    /// `id`, `external_id`, `disabled`) combine with one another. Unknown
+    /// query parameters are refused.
     #[oai(path = "/user", method = "get", operation_id = "listUsers")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -373,6 +454,21 @@ impl UserApi {
         email: Query<Option<Raw<EmailLookupRules>>>,
         /// Only disabled users (`true`) or only enabled ones (`false`).
         disabled: Query<Option<Raw<FlagRules>>>,
+        /// Users whose name or email starts with this.
+        q: Query<Option<Raw<SearchRules>>>,
+        /// Users created strictly after this time.
+        created_after: Query<Option<Raw<TimeRules>>>,
+        /// Users created strictly before this time.
+        created_before: Query<Option<Raw<TimeRules>>>,
+        /// The order of creation: `created` (oldest first) or `-created`.
+        sort: Query<Option<Raw<SortRules>>>,
+        /// Only these users: up to 100 comma-separated ids.
+        id: Query<Option<Raw<IdListRules>>>,
+        /// Only the user with this external id (compared exactly).
+        external_id: Query<Option<Raw<ExternalIdRules>>>,
+        /// Also count every user matching the filters, in `page.total`. It
+        /// counts, so it costs a pass over the matches.
+        include_total: Query<Option<Raw<FlagRules>>>,
     ) -> Result<Listed, Failure<ListUsers>> {
         let mut errors = ValidationErrors::default();
         reject_unknown_parameters(request, &mut errors);
@@ -389,6 +485,28 @@ impl UserApi {
             disabled: disabled
                 .0
                 .and_then(|raw| errors.check("disabled", parse_flag(raw.as_str()))),
+            q: q.0
+                .and_then(|raw| errors.check("q", SearchPrefix::parse(raw.as_str()))),
+            created_after: created_after
+                .0
+                .and_then(|raw| errors.check("created_after", parse_time(raw.as_str()))),
+            created_before: created_before
+                .0
+                .and_then(|raw| errors.check("created_before", parse_time(raw.as_str()))),
+            order: sort
+                .0
+                .and_then(|raw| errors.check("sort", parse_sort(raw.as_str())))
+                .unwrap_or_default(),
+            ids: id
+                .0
+                .and_then(|raw| errors.check("id", parse_ids(raw.as_str()))),
+            external_id: external_id
+                .0
+                .and_then(|raw| errors.check("external_id", ExternalId::parse(raw.as_str()))),
+            include_total: include_total
+                .0
+                .and_then(|raw| errors.check("include_total", parse_flag(raw.as_str())))
+                .unwrap_or(false),
         };
         if !errors.is_empty() {
             return Err(errors.into());
@@ -408,6 +526,7 @@ impl UserApi {
                 page: PageInfo {
                     limit,
                     next: page.next_after.map(encode_cursor),
+                    total: page.total,
                 },
             }),
             link,

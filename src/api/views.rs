@@ -9,8 +9,9 @@ use poem_openapi::{
     types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
     Object,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::fields::metadata_schema;
 use crate::domain::User;
 
 /// A point in time, as RFC 3339 in UTC with millisecond precision, such as
@@ -147,6 +148,56 @@ pub struct UserView {
     /// When the user's credentials last verified (`POST /user/verify`);
     /// `null` until they have.
     pub last_verified_at: Nullable<Timestamp>,
+    /// The application's own data; `{}` when it has none.
+    pub metadata: MetadataView,
+    /// The user's id in another system; `null` when it has none.
+    pub external_id: Nullable<String>,
+}
+
+/// A user's metadata as it is answered: a JSON object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataView(pub Map<String, Value>);
+
+impl Type for MetadataView {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Map<String, Value>;
+    type RawElementValueType = Map<String, Value>;
+
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("object")
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(metadata_schema(
+            "The application's own data; `{}` when it has none.",
+        )))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ToJSON for MetadataView {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::Object(self.0.clone()))
+    }
+}
+
+impl ParseFromJSON for MetadataView {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::Object(map)) => Ok(Self(map)),
+            Some(other) => Err(ParseError::expected_type(other)),
+            None => Err(ParseError::expected_input()),
+        }
+    }
 }
 
 impl From<User> for UserView {
@@ -160,6 +211,8 @@ impl From<User> for UserView {
             version: user.version,
             disabled: user.disabled,
             last_verified_at: Nullable(user.last_verified_at.map(Timestamp::from)),
+            metadata: MetadataView(user.metadata.as_map().clone()),
+            external_id: Nullable(user.external_id.map(|id| id.as_str().to_owned())),
         }
     }
 }
@@ -192,6 +245,10 @@ pub struct PageInfo {
     /// Cursor for the next page, passed back as `after`. Absent on the last page.
     #[oai(skip_serializing_if_is_none)]
     pub next: Option<String>,
+    /// How many users match the filters, whatever the cursor: only with
+    /// `include_total=true`.
+    #[oai(skip_serializing_if_is_none)]
+    pub total: Option<u64>,
 }
 
 /// A page of users in the standard envelope.

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{EmailAddress, Password, StoredHash, UserId, UserName, ValidationErrors};
+use super::{
+    EmailAddress, ExternalId, Metadata, Password, StoredHash, UserId, UserName, ValidationErrors,
+};
 
 /// How an imported user proves its password: a new one, hashed here, or a
 /// hash another system made, kept as it is until the user's next login.
@@ -23,6 +25,8 @@ pub struct ImportUser {
     pub id: Option<UserId>,
     /// When the user was created elsewhere; from the id, or now, otherwise.
     pub created_at: Option<DateTime<Utc>>,
+    pub metadata: Metadata,
+    pub external_id: Option<ExternalId>,
 }
 
 /// Why one user of an import was not stored.
@@ -33,6 +37,8 @@ pub enum ImportFailure {
     EmailTaken,
     /// The id belongs to a user with another email.
     IdTaken,
+    /// Another user has the external id.
+    ExternalIdTaken,
     /// Password hashing was saturated; the item may be sent again.
     Busy,
 }

@@ -3,11 +3,14 @@
 
 mod caller;
 mod email;
+mod external_id;
 mod idempotency_key;
 mod import;
+mod metadata;
 mod name;
 mod password;
 mod precondition;
+mod search;
 mod stored_hash;
 mod text;
 mod user;
@@ -16,12 +19,15 @@ mod validation;
 
 pub use caller::Caller;
 pub use email::EmailAddress;
+pub use external_id::ExternalId;
 pub use idempotency_key::IdempotencyKey;
 pub use import::{ImportFailure, ImportOutcome, ImportSecret, ImportUser};
+pub use metadata::{Metadata, MetadataChange};
 pub use name::UserName;
 pub use password::Password;
 pub use precondition::Precondition;
+pub use search::{fold_name, SearchPrefix};
 pub use stored_hash::{limits as hash_limits, StoredHash, BCRYPT_MAX_BYTES};
-pub use user::{now_millis, NewUser, ProfileChanges, User, UserQuery};
+pub use user::{now_millis, NewUser, Order, ProfileChanges, User, UserQuery};
 pub use user_id::UserId;
 pub use validation::{FieldError, ValidationErrors};

@@ -1,6 +1,8 @@
 use chrono::{DateTime, Utc};
 
-use super::{EmailAddress, Password, UserId, UserName};
+use super::{
+    EmailAddress, ExternalId, Metadata, MetadataChange, Password, SearchPrefix, UserId, UserName,
+};
 
 /// A user as the service knows it, password hash aside. `name` and `email`
 /// are as stored: users adopted from an older service may hold values that
@@ -19,14 +21,20 @@ pub struct User {
     pub disabled: bool,
     /// When the user's credentials last verified; `None` until they have.
     pub last_verified_at: Option<DateTime<Utc>>,
+    /// The application's own data.
+    pub metadata: Metadata,
+    /// The user's id in another system, unique when set.
+    pub external_id: Option<ExternalId>,
 }
 
 impl User {
-    /// A user about to be created now, at version 1.
-    pub fn new(id: UserId, user: &NewUser) -> Self {
+    /// A user about to be created now, at version 1, with a fresh id made
+    /// in the same second as its creation time (so ranges of creation times
+    /// are ranges of ids).
+    pub fn new(user: &NewUser) -> Self {
         let now = now_millis();
         Self {
-            id,
+            id: UserId::generate_at(now).unwrap_or_else(UserId::generate),
             name: user.name.as_str().to_owned(),
             email: user.email.as_str().to_owned(),
             created_at: now,
@@ -34,6 +42,8 @@ impl User {
             version: 1,
             disabled: user.disabled,
             last_verified_at: None,
+            metadata: user.metadata.clone(),
+            external_id: user.external_id.clone(),
         }
     }
 }
@@ -52,6 +62,8 @@ pub struct NewUser {
     pub email: EmailAddress,
     pub password: Password,
     pub disabled: bool,
+    pub metadata: Metadata,
+    pub external_id: Option<ExternalId>,
 }
 
 /// The fields a replace (`PUT`) or patch (`PATCH`) sets; `None` leaves a field
@@ -62,14 +74,38 @@ pub struct ProfileChanges {
     pub email: Option<EmailAddress>,
     pub password: Option<Password>,
     pub disabled: Option<bool>,
+    pub metadata: Option<MetadataChange>,
+    /// `Some(None)` removes it.
+    pub external_id: Option<Option<ExternalId>>,
 }
 
-/// Which users a listing returns, and where its page starts.
+/// The order of a listing, by creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    OldestFirst,
+    NewestFirst,
+}
+
+/// Which users a listing returns, in which order, and where its page
+/// starts. Every filter narrows the others.
 #[derive(Debug, Default)]
 pub struct UserQuery {
     pub email: Option<EmailAddress>,
     pub disabled: Option<bool>,
-    /// The id the page starts after.
+    /// Names or emails starting with it.
+    pub q: Option<SearchPrefix>,
+    /// Created strictly after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created strictly before.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only these users.
+    pub ids: Option<Vec<UserId>>,
+    pub external_id: Option<ExternalId>,
+    pub order: Order,
+    /// The id the page starts after, in `order`.
     pub after: Option<UserId>,
     pub limit: u32,
+    /// Count every user matching the filters.
+    pub include_total: bool,
 }

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Created, UserError, UserService};
 use crate::{
-    domain::{Caller, IdempotencyKey, NewUser, User, UserId},
+    domain::{Caller, IdempotencyKey, NewUser, User},
     store::{Claimed, IdempotencyRecord},
 };
 
@@ -21,17 +21,7 @@ pub(super) struct ScopedKey {
 
 impl ScopedKey {
     fn new(caller: &Caller, key: &IdempotencyKey, user: &NewUser) -> Self {
-        Self::with_fingerprint(
-            caller,
-            key,
-            // `disabled` only when set, so keys claimed before it existed
-            // still match their retries.
-            if user.disabled {
-                digest(&[user.name.as_str(), user.email.as_str(), "disabled"])
-            } else {
-                digest(&[user.name.as_str(), user.email.as_str()])
-            },
-        )
+        Self::with_fingerprint(caller, key, fingerprint_of(user))
     }
 
     pub(super) fn with_fingerprint(
@@ -44,6 +34,23 @@ impl ScopedKey {
             fingerprint,
         }
     }
+}
+
+/// A create's normalized fields. The ones added over time join only when
+/// set, so keys claimed before they existed still match their retries.
+fn fingerprint_of(user: &NewUser) -> String {
+    let metadata = serde_json::to_string(user.metadata.as_map()).unwrap_or_default();
+    let mut parts = vec![user.name.as_str(), user.email.as_str()];
+    if user.disabled {
+        parts.push("disabled");
+    }
+    if !user.metadata.as_map().is_empty() {
+        parts.extend(["metadata", &metadata]);
+    }
+    if let Some(external_id) = &user.external_id {
+        parts.extend(["external_id", external_id.as_str()]);
+    }
+    digest(&parts)
 }
 
 /// SHA-256 over length-prefixed parts, as hex: no two lists of parts share
@@ -82,7 +89,7 @@ impl UserService {
                 }
             }
             let hash = self.hasher.hash(&user.password).await?;
-            let created = User::new(UserId::generate(), &user);
+            let created = User::new(&user);
             if !self
                 .idempotency
                 .claim_user(&key.id, &key.fingerprint, &created, &hash)
@@ -131,11 +138,11 @@ impl UserService {
             return Err(UserError::IdempotencyKeyReused);
         }
         if claim.completed {
-            return Ok(Some(claimed.clone()));
+            return Ok(Some(User::clone(claimed)));
         }
         if self.store.get(claimed.id).await?.is_some() {
             self.idempotency.complete(&claim.id).await?;
-            return Ok(Some(claimed.clone()));
+            return Ok(Some(User::clone(claimed)));
         }
         self.abandon_if_stale(&claim).await
     }

@@ -165,6 +165,9 @@ impl UserService {
                         (Some(BatchOutcome::IdTaken), _) => {
                             ImportOutcome::Failed(ImportFailure::IdTaken)
                         }
+                        (Some(BatchOutcome::ExternalIdTaken), _) => {
+                            ImportOutcome::Failed(ImportFailure::ExternalIdTaken)
+                        }
                         _ => ImportOutcome::Failed(ImportFailure::EmailTaken),
                     }
                 }
@@ -240,6 +243,8 @@ fn user_of(item: &ImportUser) -> User {
         version: 1,
         disabled: false,
         last_verified_at: None,
+        metadata: item.metadata.clone(),
+        external_id: item.external_id.clone(),
     }
 }
 
@@ -261,6 +266,13 @@ fn fingerprint(items: &[ImportItem]) -> String {
                 parts.push(
                     user.created_at
                         .map(|time| time.timestamp_millis().to_string())
+                        .unwrap_or_default(),
+                );
+                parts.push(serde_json::to_string(user.metadata.as_map()).unwrap_or_default());
+                parts.push(
+                    user.external_id
+                        .as_ref()
+                        .map(|id| id.as_str().to_owned())
                         .unwrap_or_default(),
                 );
             }

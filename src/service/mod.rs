@@ -12,13 +12,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     domain::{
-        Caller, EmailAddress, IdempotencyKey, NewUser, Precondition, ProfileChanges, StoredHash,
-        User, UserId, UserQuery, BCRYPT_MAX_BYTES,
+        Caller, EmailAddress, IdempotencyKey, MetadataChange, NewUser, Precondition,
+        ProfileChanges, StoredHash, User, UserId, UserQuery, BCRYPT_MAX_BYTES,
     },
     hashing::{HashingError, PasswordHasher},
     readiness::{NotReady, Readiness},
     store::{
-        IdempotencyStore, LockoutStore, Reservation, StoreError, UserStore, UserUpdate, Written,
+        Duplicate, IdempotencyStore, LockoutStore, Reservation, StoreError, UserStore, UserUpdate,
+        Written,
     },
 };
 
@@ -28,6 +29,11 @@ pub enum UserError {
     NotFound(UserId),
     #[error("another user already has this email")]
     EmailTaken,
+    #[error("another user already has this external id")]
+    ExternalIdTaken,
+    /// A merge of metadata would break its limits.
+    #[error("metadata: {0}")]
+    InvalidMetadata(String),
     #[error("the email and password do not match a user")]
     InvalidCredentials,
     #[error("the user is disabled")]
@@ -57,7 +63,8 @@ pub enum UserError {
 impl From<StoreError> for UserError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::EmailTaken => Self::EmailTaken,
+            StoreError::Duplicate(Duplicate::Email) => Self::EmailTaken,
+            StoreError::Duplicate(Duplicate::ExternalId) => Self::ExternalIdTaken,
             unavailable @ StoreError::Unavailable(_) => Self::Unavailable(Some(unavailable)),
             unreadable @ StoreError::Unreadable(_) => Self::MigrationRequired(Some(unreadable)),
             other => Self::Store(other),
@@ -70,6 +77,8 @@ impl From<StoreError> for UserError {
 pub struct Page {
     pub users: Vec<User>,
     pub next_after: Option<UserId>,
+    /// Every user matching the filters, when the query asked.
+    pub total: Option<u64>,
 }
 
 /// The outcome of a create.
@@ -134,7 +143,7 @@ impl UserService {
         match key {
             None => {
                 let hash = self.hasher.hash(&user.password).await?;
-                let created = User::new(UserId::generate(), &user);
+                let created = User::new(&user);
                 self.store.insert(&created, &hash).await?;
                 Ok(Created::New(created))
             }
@@ -174,7 +183,16 @@ impl UserService {
         let more = users.len() > limit;
         users.truncate(limit);
         let next_after = more.then(|| users.last().map(|user| user.id)).flatten();
-        Ok(Page { users, next_after })
+        let total = if query.include_total {
+            Some(self.store.count(query).await?)
+        } else {
+            None
+        };
+        Ok(Page {
+            users,
+            next_after,
+            total,
+        })
     }
 
     pub async fn update(
@@ -188,14 +206,54 @@ impl UserService {
             Some(password) => Some(self.hasher.hash(password).await?),
             None => None,
         };
-        let update = UserUpdate {
+        let mut update = UserUpdate {
             name: changes.name,
             email: changes.email,
             password_hash,
             disabled: changes.disabled,
+            metadata: None,
+            external_id: changes.external_id,
         };
-        let outcome = self.store.update(id, update, precondition).await?;
-        self.written(id, outcome)
+        let merge = match changes.metadata {
+            None => None,
+            Some(MetadataChange::Replace(metadata)) => {
+                update.metadata = Some(metadata);
+                None
+            }
+            Some(MetadataChange::Merge(merge)) => Some(merge),
+        };
+        let Some(merge) = merge else {
+            let outcome = self.store.update(id, update, precondition).await?;
+            return self.written(id, outcome);
+        };
+        // A merge is computed here, on the version just read, and written
+        // only if the user is still at it, so that the merged object can be
+        // held to its limits. Without If-Match, a concurrent write means
+        // reading again; with it, the caller's condition decides.
+        for _ in 0..5 {
+            let current = self.get(id).await?;
+            if let Precondition::OneOf(versions) = precondition {
+                if !versions.contains(&current.version) {
+                    return Err(UserError::VersionMismatch {
+                        current: current.version,
+                    });
+                }
+            }
+            update.metadata = Some(
+                current
+                    .metadata
+                    .merged(&merge)
+                    .map_err(UserError::InvalidMetadata)?,
+            );
+            let at_read = Precondition::OneOf(vec![current.version]);
+            match self.store.update(id, update.clone(), &at_read).await? {
+                Written::Conflict { .. } if *precondition == Precondition::Unconditional => {
+                    continue
+                }
+                outcome => return self.written(id, outcome),
+            }
+        }
+        Err(UserError::Unavailable(None))
     }
 
     pub async fn delete(&self, id: UserId, precondition: &Precondition) -> Result<(), UserError> {

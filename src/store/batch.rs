@@ -23,6 +23,8 @@ pub enum BatchOutcome {
     EmailTaken,
     /// A user with this id has another email.
     IdTaken,
+    /// Another user has this external id.
+    ExternalIdTaken,
 }
 
 impl UserStore {
@@ -55,13 +57,18 @@ impl UserStore {
 
     /// What inserting each of `users` would meet among the service's users
     /// (documents another service wrote are not users yet): `None` where
-    /// nothing is in the way. Two queries, whatever the number of users.
+    /// nothing is in the way. Two or three queries, whatever the number of
+    /// users.
     pub async fn classify(&self, users: &[&User]) -> Result<Vec<Option<BatchOutcome>>, StoreError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<ObjectId> = users.iter().map(|user| user.id.object_id()).collect();
         let emails: Vec<&str> = users.iter().map(|user| user.email.as_str()).collect();
+        let external_ids: Vec<&str> = users
+            .iter()
+            .filter_map(|user| user.external_id.as_ref().map(|id| id.as_str()))
+            .collect();
         let documents = self.users.clone_with_type::<Document>();
         let by_id = documents
             .find(doc! { "_id": { "$in": ids }, "version": { "$exists": true } })
@@ -89,14 +96,39 @@ impl UserStore {
             Some((email, found.get("_id")?.to_string()))
         })
         .collect();
+        let by_external_id: HashMap<String, ObjectId> = if external_ids.is_empty() {
+            HashMap::new()
+        } else {
+            let find = documents
+                .find(
+                    doc! { "external_id": { "$in": external_ids }, "version": { "$exists": true } },
+                )
+                .projection(doc! { "external_id": 1 });
+            measured(&self.metrics, "users.classify", async {
+                find.await?.try_collect::<Vec<Document>>().await
+            })
+            .await?
+            .into_iter()
+            .filter_map(|found| {
+                Some((
+                    found.get_str("external_id").ok()?.to_owned(),
+                    found.get_object_id("_id").ok()?,
+                ))
+            })
+            .collect()
+        };
         Ok(users
             .iter()
             .map(|user| match by_id.get(&user.id.object_id()) {
                 Some(email) if *email == user.email => Some(BatchOutcome::AlreadyThere),
                 Some(_) => Some(BatchOutcome::IdTaken),
-                None => by_email
-                    .contains_key(&user.email)
-                    .then_some(BatchOutcome::EmailTaken),
+                None if by_email.contains_key(&user.email) => Some(BatchOutcome::EmailTaken),
+                None => user
+                    .external_id
+                    .as_ref()
+                    .and_then(|id| by_external_id.get(id.as_str()))
+                    .filter(|owner| **owner != user.id.object_id())
+                    .map(|_| BatchOutcome::ExternalIdTaken),
             })
             .collect())
     }

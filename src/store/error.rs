@@ -1,9 +1,18 @@
 use mongodb::error::{Error, ErrorKind, WriteFailure};
 
+/// Which unique value a write collided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicate {
+    Email,
+    ExternalId,
+    /// Another unique index, such as `_id`'s.
+    Other,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("another user already has this email")]
-    EmailTaken,
+    #[error("a unique value is taken: {0:?}")]
+    Duplicate(Duplicate),
     /// The database cannot be reached (down, restarting, no primary): worth
     /// retrying later, unlike other failures.
     #[error("the database is unavailable")]
@@ -37,6 +46,31 @@ const UNAVAILABLE_CODES: &[i32] = &[
     13436, // NotPrimaryOrSecondary
 ];
 
+/// The server's message for a write or command error.
+fn message(error: &Error) -> Option<&str> {
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(write)) => Some(&write.message),
+        ErrorKind::Command(command) => Some(&command.message),
+        _ => None,
+    }
+}
+
+/// Which index a duplicate-key error names. MongoDB's message has long
+/// read `E11000 duplicate key error collection: … index: <name> dup key:
+/// …`; the index names are this service's own.
+fn duplicate_of(error: &Error) -> Duplicate {
+    let names = |index: &str| {
+        message(error).is_some_and(|message| message.contains(&format!("index: {index} ")))
+    };
+    if names(super::users::EXTERNAL_ID_INDEX) {
+        Duplicate::ExternalId
+    } else if names(super::users::EMAIL_INDEX) {
+        Duplicate::Email
+    } else {
+        Duplicate::Other
+    }
+}
+
 fn code(error: &Error) -> Option<i32> {
     match error.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(write)) => Some(write.code),
@@ -67,7 +101,7 @@ impl From<Error> for StoreError {
         } else if matches!(error.kind.as_ref(), ErrorKind::BsonDeserialization(_)) {
             Self::Unreadable(error)
         } else if is_duplicate_key(&error) {
-            Self::EmailTaken
+            Self::Duplicate(duplicate_of(&error))
         } else {
             Self::Database(error)
         }

@@ -80,6 +80,9 @@ impl From<&ImportOutcome> for OutcomeDocument {
             ),
             ImportOutcome::Failed(ImportFailure::EmailTaken) => ("email_taken", None, Vec::new()),
             ImportOutcome::Failed(ImportFailure::IdTaken) => ("id_taken", None, Vec::new()),
+            ImportOutcome::Failed(ImportFailure::ExternalIdTaken) => {
+                ("external_id_taken", None, Vec::new())
+            }
             ImportOutcome::Failed(ImportFailure::Busy) => ("busy", None, Vec::new()),
         };
         Self {
@@ -105,6 +108,7 @@ impl OutcomeDocument {
             }
             "email_taken" => ImportOutcome::Failed(ImportFailure::EmailTaken),
             "id_taken" => ImportOutcome::Failed(ImportFailure::IdTaken),
+            "external_id_taken" => ImportOutcome::Failed(ImportFailure::ExternalIdTaken),
             "busy" => ImportOutcome::Failed(ImportFailure::Busy),
             _ => return None,
         })
@@ -118,7 +122,7 @@ pub enum Claimed {
     /// bcrypt hash of its password, to recognise it in a retry without
     /// keeping anything weaker than the user's own hash.
     User {
-        user: User,
+        user: Box<User>,
         password_hash: Option<StoredHash>,
     },
     /// An import: the bcrypt hash of each item's plaintext password (none
@@ -155,7 +159,7 @@ impl From<RecordDocument> for IdempotencyRecord {
     fn from(record: RecordDocument) -> Self {
         let claimed = match (record.user, record.import) {
             (Some(user), _) => Claimed::User {
-                user: user.into_user(),
+                user: Box::new(user.into_user()),
                 password_hash: parse_hash(record.password_hash),
             },
             (None, Some(import)) => Claimed::Import {

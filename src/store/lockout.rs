@@ -125,7 +125,7 @@ impl LockoutStore {
                 Ok(Some(record)) => return Ok(reservation_of(&record)),
                 Ok(None) => return Ok(Reservation::Granted),
                 // A duplicate key: the other request's insert won.
-                Err(StoreError::EmailTaken) => continue,
+                Err(StoreError::Duplicate(_)) => continue,
                 Err(error) => return Err(error),
             }
         }

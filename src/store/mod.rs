@@ -8,7 +8,7 @@ mod lockout;
 mod users;
 
 pub use batch::BatchOutcome;
-pub use error::StoreError;
+pub use error::{Duplicate, StoreError};
 pub use idempotency::{Claimed, IdempotencyRecord, IdempotencyStore};
 pub use legacy::{Markers, Source, SourceDocument, SourceId, SourceLocation, TextField};
 pub use lockout::{LockoutPolicy, LockoutStore, Reservation, MAX_LOCKOUT};

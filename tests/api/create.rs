@@ -50,9 +50,13 @@ async fn create_returns_201_the_user_and_its_location() {
             "updated_at",
             "version",
             "disabled",
-            "last_verified_at"
+            "last_verified_at",
+            "metadata",
+            "external_id"
         ]
     );
+    assert_eq!(user["metadata"], serde_json::json!({}));
+    assert_eq!(user["external_id"], serde_json::Value::Null);
     assert_eq!(user["version"], 1);
     assert_eq!(user["disabled"], false);
     assert_eq!(user["last_verified_at"], serde_json::Value::Null);

@@ -20,6 +20,7 @@ mod outage;
 mod read_delete;
 mod reference;
 mod routing;
+mod search;
 mod spec;
 mod update;
 mod verify;

@@ -155,3 +155,48 @@ fn the_readme_lists_every_error_code_with_its_status() {
     }
     assert_eq!(rows.len(), user_api::api::ErrorCode::ALL.len(), "{rows:?}");
 }
+
+/// The README's API table lists each operation's error statuses as the spec
+/// does (500, which any route may answer, aside).
+#[test]
+fn the_readme_api_table_matches_the_spec() {
+    let spec: Value = serde_yaml::from_str(COMMITTED).unwrap();
+    let readme = include_str!("../../README.md");
+    let mut checked = 0;
+    for line in readme.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (Some(method), Some(path), Some(errors)) = (cells.get(1), cells.get(2), cells.get(4))
+        else {
+            continue;
+        };
+        let Some(path) = path.strip_prefix('`').and_then(|p| p.strip_suffix('`')) else {
+            continue;
+        };
+        let Some(operation) = spec["paths"][path].get(method.to_lowercase()) else {
+            continue;
+        };
+        let mut documented: Vec<String> = operation["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|status| status.as_str() >= "400" && status.as_str() != "500")
+            .cloned()
+            .collect();
+        documented.sort();
+        let mut listed: Vec<String> = errors
+            .split(',')
+            .map(|status| status.trim().to_owned())
+            .filter(|status| !status.is_empty())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, documented, "README's row for {method} {path}");
+        checked += 1;
+    }
+    let operations: usize = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(checked, operations, "every operation has a row");
+}
