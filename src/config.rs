@@ -168,6 +168,11 @@ pub struct LimitsConfig {
     #[arg(long, env = "RATE_LIMIT_VERIFY", default_value_t = 60)]
     pub rate_limit_verify: u32,
 
+    /// Requests to `/user` without a valid API key per minute per client IP,
+    /// counted apart from the keyed budgets above. 0 disables it.
+    #[arg(long, env = "RATE_LIMIT_UNAUTHENTICATED", default_value_t = 60)]
+    pub rate_limit_unauthenticated: u32,
+
     /// Failed `POST /user/verify` attempts for one email (counted in MongoDB,
     /// across every instance, whether or not a user has the email) after
     /// which its attempts answer 429 for a while. 0 disables the lockout.

@@ -145,6 +145,10 @@ impl<'a> ApiExtractor<'a> for ApiKey {
         _body: &mut RequestBody,
         _options: ExtractParamOptions<()>,
     ) -> poem::Result<Self> {
+        // The edge authenticated the request already.
+        if let Some(caller) = request.extensions().get::<Caller>() {
+            return Ok(Self(*caller));
+        }
         let authenticator = request
             .data::<Authenticator>()
             .ok_or_else(|| ApiError::Internal("no authenticator configured".into()))?;

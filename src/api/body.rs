@@ -9,8 +9,10 @@ use poem_openapi::{
     registry::{MetaSchemaRef, Registry},
     types::Type,
 };
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use std::{cell::RefCell, fmt};
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use super::errors::ApiError;
 use crate::domain::{FieldError, ValidationErrors};
@@ -64,6 +66,25 @@ pub fn schema_fields<T: Type>() -> Vec<(String, bool)> {
         .unwrap_or_default()
 }
 
+/// For a JSON media type (`application/json` or `application/*+json`), its
+/// `charset` parameter if it has one; `None` for any other type. JSON is
+/// UTF-8 (RFC 8259 §8.1), so a body labelled otherwise is refused rather
+/// than read as UTF-8 anyway.
+pub fn json_charset(content_type: &str) -> Option<Option<String>> {
+    let mime = content_type.parse::<mime::Mime>().ok()?;
+    let json = mime.type_() == mime::APPLICATION
+        && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON));
+    json.then(|| {
+        mime.get_param(mime::CHARSET)
+            .map(|charset| charset.to_string())
+    })
+}
+
+/// Whether a `charset` parameter names UTF-8.
+pub fn is_utf8(charset: String) -> bool {
+    charset.eq_ignore_ascii_case("utf-8")
+}
+
 /// A JSON body of type `T`; unknown fields are refused.
 pub struct JsonBody<T>(pub T);
 
@@ -71,10 +92,7 @@ impl<T: RequestBody> Payload for JsonBody<T> {
     const CONTENT_TYPE: &'static str = "application/json";
 
     fn check_content_type(content_type: &str) -> bool {
-        content_type.parse::<mime::Mime>().is_ok_and(|mime| {
-            mime.type_() == mime::APPLICATION
-                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
-        })
+        json_charset(content_type).is_some_and(|charset| charset.is_none_or(is_utf8))
     }
 
     fn schema_ref() -> MetaSchemaRef {
@@ -121,8 +139,7 @@ fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::MalformedJson("the body is empty".into()));
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|err| ApiError::MalformedJson(err.to_string()))?;
+    let value = parse_unique_keys(bytes)?;
     let Value::Object(object) = value else {
         return Err(ValidationErrors::single("body", "must be a JSON object").into());
     };
@@ -131,6 +148,146 @@ fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
         let field = err.path().to_string();
         ValidationErrors::single(field, err.into_inner().to_string()).into()
     })
+}
+
+/// Parses JSON into a [`Value`], refusing an object that names a key twice
+/// (at any depth) with the path of the repeated key: RFC 8259 leaves such a
+/// body's meaning open, and serde_json would silently keep the last value.
+fn parse_unique_keys(bytes: &[u8]) -> Result<Value, ApiError> {
+    let path = RefCell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = UniqueKeys { path: &path }
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value));
+    value.map_err(|err| {
+        let Some(path) = path.into_inner() else {
+            return ApiError::MalformedJson(err.to_string());
+        };
+        let field = path.iter().rev().fold(String::new(), |mut field, segment| {
+            match segment {
+                Segment::Index(index) => field.push_str(&format!("[{index}]")),
+                Segment::Key(key) if field.is_empty() => field.push_str(key),
+                Segment::Key(key) => {
+                    field.push('.');
+                    field.push_str(key);
+                }
+            }
+            field
+        });
+        ValidationErrors::single(
+            field,
+            "appears more than once in its object; send each key once",
+        )
+        .into()
+    })
+}
+
+/// A step on the way to a repeated key, recorded innermost first while the
+/// error unwinds (nothing is recorded for a body without one).
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// Builds serde_json's [`Value`], except that a repeated key is an error.
+/// serde_json limits the nesting depth, so the recursion is bounded.
+#[derive(Clone, Copy)]
+struct UniqueKeys<'a> {
+    path: &'a RefCell<Option<Vec<Segment>>>,
+}
+
+impl<'de> DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            match seq.next_element_seed(self) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => return Ok(Value::Array(items)),
+                Err(err) => {
+                    self.record(Segment::Index(items.len()));
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                let message = format!("duplicate key `{key}`");
+                self.found_duplicate(key);
+                return Err(de::Error::custom(message));
+            }
+            match map.next_value_seed(self) {
+                Ok(value) => {
+                    object.insert(key, value);
+                }
+                Err(err) => {
+                    self.record(Segment::Key(key));
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+impl UniqueKeys<'_> {
+    /// Starts the path at a repeated key.
+    fn found_duplicate(&self, key: String) {
+        *self.path.borrow_mut() = Some(vec![Segment::Key(key)]);
+    }
+
+    /// Adds an enclosing step while unwinding from a repeated key; any other
+    /// error (a syntax error) records nothing.
+    fn record(&self, segment: Segment) {
+        if let Some(path) = self.path.borrow_mut().as_mut() {
+            path.push(segment);
+        }
+    }
 }
 
 /// Names every unknown and every missing field at once.

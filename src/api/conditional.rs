@@ -1,10 +1,40 @@
 //! Optimistic concurrency: a user's version is its strong `ETag`, writes can
 //! be made conditional with `If-Match`, and reads with `If-None-Match`.
 
+use poem::Request;
 use poem_openapi::registry::MetaSchema;
 
 use super::{errors::ApiError, fields::FieldRules};
 use crate::domain::{Precondition, ValidationErrors};
+
+pub const IF_MATCH: &str = "If-Match";
+pub const IF_NONE_MATCH: &str = "If-None-Match";
+
+/// Every value of the header `name` as one list (RFC 9110, section 5.3:
+/// several fields of a list header mean their values joined by commas), or
+/// `None` without one. Read from the request itself: the framework's header
+/// extractor skips a value that is not visible ASCII, and a condition that
+/// cannot be read must refuse the write, not let it through unconditioned.
+pub fn header_list(request: &Request, name: &'static str) -> Result<Option<String>, ApiError> {
+    let mut values = Vec::new();
+    for value in request.headers().get_all(name) {
+        let readable = value.to_str().ok().filter(|text| {
+            text.bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        });
+        match readable {
+            Some(text) => values.push(text),
+            None => {
+                return Err(ValidationErrors::single(
+                    name,
+                    "must be visible ASCII: * or quoted entity tags, such as \"3\"",
+                )
+                .into())
+            }
+        }
+    }
+    Ok((!values.is_empty()).then(|| values.join(", ")))
+}
 
 /// The strong entity tag for a user at `version`.
 pub fn etag(version: i64) -> String {
@@ -77,9 +107,11 @@ fn parse(header: &str, raw: &str) -> Result<Condition, ApiError> {
 }
 
 /// What `If-Match` asks of a write. `*` asks only that the user exist, as
-/// every write does. Weak tags and tags that are not ours never match
-/// (`If-Match` compares strongly), so the list of versions may be empty.
-/// Without the header, `required` (REQUIRE_IF_MATCH) refuses the write.
+/// every write does. `If-Match` compares strongly (RFC 9110, section 8.8.3.2):
+/// a tag matches only if it is not weak and its text is exactly one of ours,
+/// so `"+1"` and `"01"` never match `"1"`, and the list of versions may be
+/// empty. Without the header, `required` (REQUIRE_IF_MATCH) refuses the
+/// write.
 pub fn precondition(if_match: Option<&str>, required: bool) -> Result<Precondition, ApiError> {
     let Some(raw) = if_match else {
         return if required {
@@ -93,7 +125,10 @@ pub fn precondition(if_match: Option<&str>, required: bool) -> Result<Preconditi
         Condition::Tags(tags) => Precondition::OneOf(
             tags.iter()
                 .filter(|tag| !tag.weak)
-                .filter_map(|tag| tag.opaque.parse().ok())
+                .filter_map(|tag| {
+                    let version: i64 = tag.opaque.parse().ok()?;
+                    (etag(version) == format!("\"{}\"", tag.opaque)).then_some(version)
+                })
                 .collect(),
         ),
     })
@@ -160,6 +195,15 @@ mod tests {
         ] {
             assert!(precondition(Some(raw), false).is_err(), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn only_the_exact_text_of_a_tag_matches() {
+        let parse = |raw| precondition(Some(raw), false).unwrap();
+        for lookalike in ["\"+1\"", "\"01\"", "\"1.0\"", "\"-0\""] {
+            assert_eq!(parse(lookalike), Precondition::OneOf(vec![]), "{lookalike}");
+        }
+        assert_eq!(parse("\"-1\", \"0\""), Precondition::OneOf(vec![-1, 0]));
     }
 
     #[test]

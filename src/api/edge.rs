@@ -96,18 +96,32 @@ impl Edge {
         Ok(response)
     }
 
+    /// Authenticates an operation that needs a key, first: a request
+    /// without a valid one is answered 401 here, drawing only from the
+    /// budget of unauthenticated requests (so it cannot spend the budget of
+    /// the real clients behind the same address). Then the rate limits, the
+    /// deadline and the handler, which finds the caller in the request.
     async fn serve<E: Endpoint>(
         &self,
         endpoint: &E,
-        request: Request,
+        mut request: Request,
         operation: Option<&Operation>,
     ) -> poem::Result<Response> {
-        let budget = operation.map_or(Budget::Free, |operation| operation.budget);
-        let caller = match budget {
-            Budget::Write => self.authenticator.identify(request.headers()).ok(),
-            _ => None,
+        let caller = match operation.filter(|operation| operation.authenticated) {
+            Some(_) => match self.authenticator.identify(request.headers()) {
+                Ok(caller) => Some(caller),
+                Err(unauthorized) => {
+                    self.limits.charge_unauthenticated(&request)?;
+                    return Err(unauthorized.into());
+                }
+            },
+            None => None,
         };
+        let budget = operation.map_or(Budget::Free, |operation| operation.budget);
         self.limits.charge(budget, &request, caller)?;
+        if let Some(caller) = caller {
+            request.extensions_mut().insert(caller);
+        }
         let deadline = self.deadline * operation.map_or(1, |operation| operation.deadline_factor);
         match tokio::time::timeout(deadline, endpoint.call(request)).await {
             Ok(result) => result.map(IntoResponse::into_response),

@@ -121,8 +121,8 @@ impl ErrorCode {
         let (status, description, headers): (StatusCode, &str, &[ErrorHeader]) = match self {
             Self::ValidationFailed => (
                 StatusCode::BAD_REQUEST,
-                "A field, query parameter or header breaks a rule, is missing, unknown or of the \
-                 wrong type; `details` names each one.",
+                "A field, query parameter or header breaks a rule, is missing, unknown, repeated \
+                 or of the wrong type; `details` names each one.",
                 &[],
             ),
             Self::MalformedJson => (
@@ -157,7 +157,7 @@ impl ErrorCode {
             ),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "The request body is not `application/json`.",
+                "The request body is not `application/json` in UTF-8.",
                 &[],
             ),
             Self::MethodNotAllowed => (
@@ -640,7 +640,15 @@ fn to_api_error(
     if let Some(content_type) = error.downcast_ref::<ContentTypeError>() {
         let message = match content_type {
             ContentTypeError::NotSupported { content_type } => {
-                format!("Content-Type `{content_type}` is not supported; send application/json")
+                match super::body::json_charset(content_type) {
+                    Some(Some(charset)) => format!(
+                        "Content-Type: charset `{charset}` is not supported; JSON bodies are \
+                         UTF-8 (send application/json, or add charset=utf-8)"
+                    ),
+                    _ => format!(
+                        "Content-Type `{content_type}` is not supported; send application/json"
+                    ),
+                }
             }
             ContentTypeError::ExpectContentType => {
                 "the Content-Type header is missing; send application/json".to_owned()

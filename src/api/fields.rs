@@ -2,7 +2,7 @@
 //! spec by the domain rule that will parse it. Parsing happens in one place,
 //! the domain, so every rejection gets the same clear, field-named message.
 
-use std::{borrow::Cow, marker::PhantomData};
+use std::{borrow::Cow, marker::PhantomData, sync::LazyLock};
 
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 use poem::Request;
 
 use crate::domain::{
-    EmailAddress, ExternalId, IdempotencyKey, Password, UserId, UserName, ValidationErrors,
+    invisible_beyond_bmp, EmailAddress, ExternalId, IdempotencyKey, Password, UserId, UserName,
+    ValidationErrors,
 };
 
 /// How a field or parameter is described in the spec.
@@ -244,15 +245,26 @@ fn string_schema(description: &'static str, example: &str) -> MetaSchema {
 
 pub enum NameRules {}
 
+fn name_description() -> &'static str {
+    static TEXT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "Display name. Surrounding whitespace is trimmed; what remains must be 1 to 100 \
+             characters and start with a visible character. Control characters, format \
+             characters (Unicode Cf: zero-width characters, bidi controls, the byte order \
+             mark) and line or paragraph separators are refused anywhere. The pattern lists \
+             those of the Basic Multilingual Plane; beyond it, {} are refused too. Any script \
+             is accepted.",
+            invisible_beyond_bmp()
+        )
+    });
+    &TEXT
+}
+
 impl FieldRules for NameRules {
     fn schema() -> MetaSchema {
         MetaSchema {
             pattern: Some(UserName::pattern().to_owned()),
-            ..string_schema(
-                "Display name. Surrounding whitespace is trimmed; what remains must be 1 to 100 \
-                 characters with no control characters. Any script is accepted.",
-                "Ada Lovelace",
-            )
+            ..string_schema(name_description(), "Ada Lovelace")
         }
     }
 }

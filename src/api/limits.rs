@@ -56,6 +56,7 @@ pub struct RateLimits {
     writes_by_ip: Limiter<IpAddr>,
     writes_by_key: Limiter<Caller>,
     verify_by_ip: Limiter<IpAddr>,
+    unauthenticated_by_ip: Limiter<IpAddr>,
     trusted_proxies: Vec<IpNet>,
 }
 
@@ -67,6 +68,7 @@ impl RateLimits {
             writes_by_ip: Limiter::new(limits.rate_limit_writes, window),
             writes_by_key: Limiter::new(limits.rate_limit_writes, window),
             verify_by_ip: Limiter::new(limits.rate_limit_verify, window),
+            unauthenticated_by_ip: Limiter::new(limits.rate_limit_unauthenticated, window),
 
             trusted_proxies: config.security.trusted_proxies.clone(),
         });
@@ -91,6 +93,14 @@ impl RateLimits {
                 }
                 caller.map_or(Ok(()), |caller| self.writes_by_key.check(&caller))
             }
+        }
+    }
+
+    /// Charges the budget of requests without a valid API key, per client.
+    pub fn charge_unauthenticated(&self, request: &Request) -> Result<(), ApiError> {
+        match self.client_ip(request).map(network_of) {
+            Some(ip) => self.unauthenticated_by_ip.check(&ip),
+            None => Ok(()),
         }
     }
 
@@ -133,6 +143,7 @@ impl RateLimits {
         self.writes_by_ip.forget_idle();
         self.writes_by_key.forget_idle();
         self.verify_by_ip.forget_idle();
+        self.unauthenticated_by_ip.forget_idle();
     }
 }
 

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use super::{
     auth::ApiKey,
     body::{request_body, JsonBody},
-    conditional::{etag, not_modified, precondition, IfMatchRules},
+    conditional::{
+        etag, header_list, not_modified, precondition, IfMatchRules, IF_MATCH, IF_NONE_MATCH,
+    },
     errors::{ApiError, Failure},
     fields::{
         idempotency_key, present, AttemptRules, EmailLookupRules, EmailRules, ExternalIdRules,
@@ -315,11 +317,8 @@ pub struct ConditionalWrites {
 }
 
 impl ConditionalWrites {
-    fn precondition(
-        &self,
-        if_match: &Header<Option<Raw<IfMatchRules>>>,
-    ) -> Result<Precondition, ApiError> {
-        precondition(if_match.0.as_ref().map(Raw::as_str), self.required)
+    fn precondition(&self, request: &Request) -> Result<Precondition, ApiError> {
+        precondition(header_list(request, IF_MATCH)?.as_deref(), self.required)
     }
 }
 
@@ -547,11 +546,14 @@ impl UserApi {
         id: Path<Raw<UserIdRules>>,
         /// Entity tags the client already has: 304 if the user is at one.
         #[oai(name = "If-None-Match")]
-        if_none_match: Header<Option<Raw<IfMatchRules>>>,
+        _if_none_match: Header<Option<Raw<IfMatchRules>>>,
+        request: &Request,
     ) -> Result<Fetched, Failure<GetUser>> {
-        let user = users.get(parse_id(&id)?).await?;
+        let id = parse_id(&id)?;
+        let if_none_match = header_list(request, IF_NONE_MATCH)?;
+        let user = users.get(id).await?;
         let tag = etag(user.version);
-        if not_modified(if_none_match.0.as_ref().map(Raw::as_str), user.version)? {
+        if not_modified(if_none_match.as_deref(), user.version)? {
             return Ok(Fetched::NotModified(tag));
         }
         Ok(Fetched::Ok(
@@ -576,11 +578,12 @@ impl UserApi {
         id: Path<Raw<UserIdRules>>,
         /// Apply only if the user is at one of these versions (`*`: any).
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Raw<IfMatchRules>>>,
+        _if_match: Header<Option<Raw<IfMatchRules>>>,
+        request: &Request,
         body: JsonBody<ReplaceUserRequest>,
     ) -> Result<Updated, Failure<ReplaceUser>> {
         let id = parse_id(&id)?;
-        let precondition = conditional.precondition(&if_match)?;
+        let precondition = conditional.precondition(request)?;
         let changes = RawChanges::from(body.0).into_domain()?;
         let user = users.update(id, changes, &precondition).await?;
         Ok(updated(user))
@@ -602,11 +605,12 @@ impl UserApi {
         id: Path<Raw<UserIdRules>>,
         /// Apply only if the user is at one of these versions (`*`: any).
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Raw<IfMatchRules>>>,
+        _if_match: Header<Option<Raw<IfMatchRules>>>,
+        request: &Request,
         body: JsonBody<PatchUserRequest>,
     ) -> Result<Updated, Failure<PatchUser>> {
         let id = parse_id(&id)?;
-        let precondition = conditional.precondition(&if_match)?;
+        let precondition = conditional.precondition(request)?;
         let changes = RawChanges::from(body.0).into_domain()?;
         let user = users.update(id, changes, &precondition).await?;
         Ok(updated(user))
@@ -625,10 +629,11 @@ impl UserApi {
         id: Path<Raw<UserIdRules>>,
         /// Delete only if the user is at one of these versions (`*`: any).
         #[oai(name = "If-Match")]
-        if_match: Header<Option<Raw<IfMatchRules>>>,
+        _if_match: Header<Option<Raw<IfMatchRules>>>,
+        request: &Request,
     ) -> Result<Deleted, Failure<DeleteUser>> {
         let id = parse_id(&id)?;
-        let precondition = conditional.precondition(&if_match)?;
+        let precondition = conditional.precondition(request)?;
         users.delete(id, &precondition).await?;
         Ok(Deleted::NoContent)
     }

@@ -28,6 +28,7 @@ pub use password::Password;
 pub use precondition::Precondition;
 pub use search::{fold_name, SearchPrefix};
 pub use stored_hash::{limits as hash_limits, StoredHash, BCRYPT_MAX_BYTES};
+pub use text::invisible_beyond_bmp;
 pub use user::{now_millis, NewUser, Order, ProfileChanges, User, UserQuery};
 pub use user_id::UserId;
 pub use validation::{FieldError, ValidationErrors};

@@ -1,9 +1,13 @@
 use std::sync::LazyLock;
 
-use super::text::{CONTROL, WHITESPACE};
+use super::text::{
+    invisible, is_invisible, BLANK_LETTERS, BLANK_LETTERS_CLASS, CONTROL, WHITESPACE,
+};
 
-/// A user's display name: trimmed, 1 to 100 characters, no control characters.
-/// Any script is welcome.
+/// A user's display name: trimmed, 1 to 100 characters, no control, format
+/// or line-separating characters (nothing invisible or direction-changing,
+/// such as `Admin\u{202E}txt.exe`), starting with a visible character. Any
+/// script is welcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserName(String);
 
@@ -25,17 +29,31 @@ impl UserName {
         if name.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
+        if name.chars().any(is_invisible) {
+            return Err(
+                "must not contain invisible or direction-changing characters (zero-width \
+                 characters, bidi controls, line separators)"
+                    .into(),
+            );
+        }
+        if name.starts_with(BLANK_LETTERS) {
+            return Err("must start with a visible character".into());
+        }
         Ok(Self(name.to_owned()))
     }
 
     /// The same rule as [`UserName::parse`], as a regular expression over the
     /// raw input: optional surrounding whitespace around 1 to 100 characters
-    /// that start and end with a visible character and contain no controls.
+    /// with no control or invisible ones, the first visible, the last not
+    /// whitespace. The pattern's dialect cannot name the few invisible
+    /// characters beyond the Basic Multilingual Plane (see
+    /// [`invisible_beyond_bmp`]); the field's description does.
     pub fn pattern() -> &'static str {
         static PATTERN: LazyLock<String> = LazyLock::new(|| {
             let inner = UserName::MAX_CHARS - 2;
+            let banned = format!("{CONTROL}{}", invisible());
             format!(
-                "^[{WHITESPACE}]*[^{CONTROL}{WHITESPACE}](?:[^{CONTROL}]{{0,{inner}}}[^{CONTROL}{WHITESPACE}])?[{WHITESPACE}]*$"
+                "^[{WHITESPACE}]*[^{banned}{WHITESPACE}{BLANK_LETTERS_CLASS}](?:[^{banned}]{{0,{inner}}}[^{banned}{WHITESPACE}])?[{WHITESPACE}]*$"
             )
         });
         &PATTERN
@@ -49,6 +67,7 @@ impl UserName {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::text::invisible_beyond_bmp;
     use regex::Regex;
 
     #[test]
@@ -94,11 +113,31 @@ mod tests {
     }
 
     #[test]
+    fn refuses_invisible_and_direction_changing_names() {
+        for raw in [
+            "\u{200b}",
+            "\u{feff}",
+            "Admin\u{202e}txt.exe",
+            "a\u{2028}b",
+            "Ada\u{E0041}",
+            "\u{3164}",
+            "\u{2800}Ada",
+        ] {
+            assert!(UserName::parse(raw).is_err(), "{raw:?}");
+        }
+        assert!(UserName::parse("Zoë O'Brien-Łukasz 李小龍").is_ok());
+        assert!(
+            UserName::parse("Zoe\u{308}").is_ok(),
+            "a decomposed name ends in a mark"
+        );
+    }
+
+    #[test]
     fn pattern_agrees_with_parse() {
         let pattern = Regex::new(UserName::pattern()).unwrap();
         let pieces = [
             "a", "Z", " ", "\t", "\n", "\u{0}", "\u{7f}", "\u{85}", "\u{a0}", "\u{3000}", "é",
-            "李", "🦀", "\u{200b}", "\u{feff}", "-",
+            "李", "🦀", "\u{200b}", "\u{feff}", "-", "\u{202e}", "\u{2028}", "\u{3164}", "\u{308}",
         ];
         // Every string of up to three pieces, and long runs around the limit.
         let mut inputs = crate::test_support::concatenations(&pieces, 3);
@@ -115,5 +154,15 @@ mod tests {
                 "{input:?}"
             );
         }
+    }
+
+    #[test]
+    fn beyond_the_bmp_only_the_description_names_invisible_characters() {
+        let pattern = Regex::new(UserName::pattern()).unwrap();
+        for raw in ["Ada\u{E0041}", "\u{E0001}Ada", "a\u{1D173}b"] {
+            assert!(pattern.is_match(raw), "{raw:?}");
+            assert!(UserName::parse(raw).is_err(), "{raw:?}");
+        }
+        assert!(invisible_beyond_bmp().contains("U+E0001"));
     }
 }

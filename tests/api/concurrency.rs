@@ -239,3 +239,69 @@ async fn strict_mode_requires_if_match_on_writes() {
     let reply = write(&app, Method::DELETE, id, Some("*"), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
 }
+
+/// A condition the framework cannot read as text (a byte past ASCII) used
+/// to be dropped, and the write went ahead unconditioned.
+#[tokio::test]
+async fn an_unreadable_condition_is_400_and_nothing_changes() {
+    use reqwest::header::HeaderValue;
+
+    let app = TestApp::spawn().await;
+    let user = app.create_user("Ada", "ada@example.com").await;
+    let path = format!("/user/{}", id(&user));
+    let unreadable = HeaderValue::from_bytes(b"\"999\" \xe9").unwrap();
+    let patch = app
+        .send(
+            app.builder(Method::PATCH, &path)
+                .header("if-match", unreadable.clone())
+                .json(&json!({ "name": "Changed" })),
+        )
+        .await;
+    patch.assert_invalid(&["If-Match"]);
+    let delete = app
+        .send(
+            app.builder(Method::DELETE, &path)
+                .header("if-match", unreadable.clone()),
+        )
+        .await;
+    delete.assert_invalid(&["If-Match"]);
+    let get = app
+        .send(
+            app.builder(Method::GET, &path)
+                .header("if-none-match", unreadable),
+        )
+        .await;
+    get.assert_invalid(&["If-None-Match"]);
+    let after = app.get(&path).await;
+    assert_eq!(after.status, StatusCode::OK, "the user is still there");
+    assert_eq!(after.data()["version"], 1, "and unchanged");
+}
+
+/// Strong comparison is the exact text of the tag; several If-Match fields
+/// are one list.
+#[tokio::test]
+async fn if_match_compares_text_and_reads_every_field() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("Ada", "ada@example.com").await;
+    let path = format!("/user/{}", id(&user));
+    for lookalike in ["\"+1\"", "\"01\"", "\"1.0\""] {
+        let reply = app
+            .send(
+                app.builder(Method::PATCH, &path)
+                    .header("if-match", lookalike)
+                    .json(&json!({ "name": "Changed" })),
+            )
+            .await;
+        reply.assert_error(412, "precondition_failed");
+    }
+    let both = app
+        .send(
+            app.builder(Method::PATCH, &path)
+                .header("if-match", "\"7\"")
+                .header("if-match", "\"1\"")
+                .json(&json!({ "name": "Changed" })),
+        )
+        .await;
+    assert_eq!(both.status, StatusCode::OK, "{}", both.text);
+    assert_eq!(both.data()["version"], 2);
+}

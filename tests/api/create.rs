@@ -3,7 +3,7 @@ use mongodb::bson::Document;
 use reqwest::{header::CONTENT_TYPE, Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{TestApp, PASSWORD};
+use crate::helpers::{id, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn create_returns_201_the_user_and_its_location() {
@@ -238,6 +238,75 @@ async fn bodies_that_are_not_json_are_415() {
 }
 
 #[tokio::test]
+async fn a_charset_other_than_utf8_is_415() {
+    let app = TestApp::spawn().await;
+    let body = r#"{"name":"Ada","email":"ada@example.com","password":"Password@123"}"#;
+    for content_type in [
+        "application/json; charset=utf-16",
+        "application/json; charset=iso-8859-1",
+        "application/json;charset=\"utf-32\"",
+    ] {
+        let reply = app
+            .send(
+                app.builder(Method::POST, "/user")
+                    .header(CONTENT_TYPE, content_type)
+                    .body(body),
+            )
+            .await;
+        reply.assert_error(415, "unsupported_media_type");
+        assert!(reply.message().contains("charset"), "{}", reply.text);
+    }
+    assert_eq!(app.stored_count().await, 0);
+    let reply = app
+        .send(
+            app.builder(Method::POST, "/user")
+                .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+                .body(body),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn a_repeated_key_is_400_naming_it() {
+    let app = TestApp::spawn().await;
+    let post_raw = |raw: &'static str| {
+        app.send(
+            app.builder(Method::POST, "/user")
+                .header(CONTENT_TYPE, "application/json")
+                .body(raw),
+        )
+    };
+    post_raw(r#"{"name":"Ada","email":"ada@example.com","password":"Password@123","name":"Eve"}"#)
+        .await
+        .assert_invalid(&["name"]);
+    post_raw(
+        r#"{"name":"Ada","email":"ada@example.com","password":"Password@123",
+            "metadata":{"plan":"free","tags":[{"a":1,"a":2}]}}"#,
+    )
+    .await
+    .assert_invalid(&["metadata.tags[0].a"]);
+    // A syntax error stays a syntax error, wherever it is.
+    post_raw(r#"{"name":"Ada","metadata":{"a":[1,}}"#)
+        .await
+        .assert_error(400, "malformed_json");
+    assert_eq!(app.stored_count().await, 0);
+
+    let user = app.create_user("Ada", "ada@example.com").await;
+    let reply = app
+        .send(
+            app.builder(Method::PATCH, &format!("/user/{}", id(&user)))
+                .header(CONTENT_TYPE, "application/json")
+                .body(r#"{"name":"Eve","name":"Mallory"}"#),
+        )
+        .await;
+    reply.assert_invalid(&["name"]);
+    let stored = app.get(&format!("/user/{}", id(&user))).await;
+    assert_eq!(stored.data()["name"], "Ada", "nothing was written");
+    assert_eq!(stored.data()["version"], user["version"]);
+}
+
+#[tokio::test]
 async fn every_invalid_value_is_reported_at_once() {
     let app = TestApp::spawn().await;
     let reply = app
@@ -256,6 +325,9 @@ async fn names_follow_the_rules() {
         format!("  {}  ", "é".repeat(100)),
         "李小龍".to_owned(),
         "Zoë O'Brien-Smith".to_owned(),
+        "Zoë O'Brien-Łukasz 李小龍".to_owned(),
+        "Zoe\u{308}".to_owned(),
+        "🦀 Ferris".to_owned(),
     ];
     for (i, name) in valid.iter().enumerate() {
         let reply = app
@@ -277,6 +349,15 @@ async fn names_follow_the_rules() {
         "Ada\u{0}".to_owned(),
         "Ada\nLovelace".to_owned(),
         "x\u{7f}y".to_owned(),
+        // Invisible, direction-changing and line-separating characters.
+        "\u{200b}".to_owned(),
+        "\u{feff}".to_owned(),
+        "Admin\u{202e}txt.exe".to_owned(),
+        "a\u{2028}b".to_owned(),
+        "a\u{2029}b".to_owned(),
+        "Ada\u{e0041}".to_owned(),
+        "\u{3164}".to_owned(),
+        "\u{2800} Ada".to_owned(),
     ];
     for name in invalid {
         app.post_user(json!({ "name": name, "email": "bad@example.com", "password": PASSWORD }))

@@ -189,12 +189,9 @@ async fn a_failed_verify_takes_the_same_time_whatever_the_hash() {
     );
 }
 
-/// A sample's value from /metrics, by its name and labels as written there.
+/// A sample's value from /metrics, which must have it.
 async fn metric(app: &TestApp, sample: &str) -> f64 {
-    let scrape = app.send(app.anonymous(Method::GET, "/metrics")).await;
-    scrape
-        .text
-        .lines()
-        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{sample} is not in /metrics:\n{}", scrape.text))
+    app.metric(sample)
+        .await
+        .unwrap_or_else(|| panic!("{sample} is not in /metrics"))
 }

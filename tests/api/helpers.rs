@@ -75,6 +75,29 @@ fn show_logs_if_asked() {
     });
 }
 
+/// A sample's value in OpenMetrics text, by its name and labels exactly as
+/// the service writes them (`name{label="value"}`); `None` when absent.
+pub fn sample(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls `condition` every 10 ms until it holds, for up to `seconds`.
+pub async fn wait_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    seconds: u64,
+    mut condition: impl FnMut() -> F,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {seconds} s for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// A user's id, from its representation.
 pub fn id(user: &Value) -> &str {
     user["id"].as_str().expect("a user has an id")
@@ -276,6 +299,12 @@ impl TestApp {
             .get_str("password_hash")
             .expect("a stored user has a hash")
             .to_owned()
+    }
+
+    /// A sample's value from this app's /metrics (see [`sample`]).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let scrape = self.send(self.anonymous(Method::GET, "/metrics")).await;
+        sample(&scrape.text, name)
     }
 
     pub async fn stored_count(&self) -> u64 {

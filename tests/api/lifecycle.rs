@@ -20,13 +20,11 @@ async fn verify(app: &TestApp, email: &str, password: &str) -> Reply {
 
 /// A sample's value from /metrics, 0 when it has none yet.
 async fn checks(app: &TestApp, format: &str) -> f64 {
-    let scrape = app.send(app.anonymous(Method::GET, "/metrics")).await;
-    let sample = format!("password_verifications_total{{format=\"{format}\"}}");
-    scrape
-        .text
-        .lines()
-        .find_map(|line| line.strip_prefix(&sample)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    app.metric(&format!(
+        "password_verifications_total{{format=\"{format}\"}}"
+    ))
+    .await
+    .unwrap_or(0.0)
 }
 
 fn retry_after(reply: &Reply) -> u64 {

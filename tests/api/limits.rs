@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::future::join_all;
 use reqwest::{header::CONTENT_TYPE, Method, StatusCode};
@@ -8,7 +8,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::{Reply, TestApp, API_KEY, OTHER_API_KEY, PASSWORD};
+use crate::helpers::{wait_until, Reply, TestApp, API_KEY, OTHER_API_KEY, PASSWORD};
 
 fn new_user(i: usize) -> serde_json::Value {
     json!({ "name": format!("User {i}"), "email": format!("user{i}@example.com"), "password": PASSWORD })
@@ -192,75 +192,85 @@ async fn a_chunked_body_over_the_limit_is_413() {
     assert!(response.contains("\"payload_too_large\""), "{response}");
 }
 
+/// Hash jobs started so far (each records its wait for a slot) and jobs
+/// waiting for one now.
+async fn hash_jobs(app: &TestApp) -> (f64, f64) {
+    let started = app.metric("password_hash_wait_seconds_count").await;
+    let waiting = app.metric("password_hash_queue_depth").await;
+    (started.unwrap_or(0.0), waiting.unwrap_or(0.0))
+}
+
 #[tokio::test]
 async fn a_full_hashing_queue_answers_503_and_reads_keep_working() {
-    let app = TestApp::spawn_with(|config| {
-        config.bcrypt_cost = 10;
-        config.limits.hash_concurrency = Some(1);
-        config.limits.hash_queue_max = 1;
+    let app = Arc::new(
+        TestApp::spawn_with(|config| {
+            config.bcrypt_cost = 13;
+            config.limits.hash_concurrency = Some(1);
+            config.limits.hash_queue_max = 1;
+        })
+        .await,
+    );
+    let create = |i: usize| {
+        let app = app.clone();
+        tokio::spawn(async move { app.post_user(new_user(i)).await })
+    };
+    // One create hashes, a second waits for the one slot: the queue is full.
+    let running = create(0);
+    wait_until("the first create to hash", 20, || async {
+        hash_jobs(&app).await.0 == 1.0
     })
     .await;
-    let creates = join_all((0..6).map(|i| app.post_user(new_user(i))));
-    let read = async {
-        // While the creates queue up, a read is answered.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        app.get("/user").await
-    };
-    let (replies, read) = tokio::join!(creates, read);
-    assert_eq!(read.status, StatusCode::OK);
-
-    let created = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::CREATED)
-        .count();
-    let busy: Vec<&Reply> = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
-        .collect();
-    assert!(created >= 1, "at least the first create runs");
-    assert!(
-        !busy.is_empty(),
-        "with one slot and a queue of one, some are refused"
-    );
-    assert_eq!(created + busy.len(), 6);
-    for reply in busy {
+    let queued = create(1);
+    wait_until("the second create to queue", 20, || async {
+        hash_jobs(&app).await.1 == 1.0
+    })
+    .await;
+    // Every further create is refused at once, and a read is answered, all
+    // before the first create has finished hashing.
+    for i in 2..6 {
+        let reply = app.post_user(new_user(i)).await;
         reply.assert_error(503, "busy");
         assert_eq!(reply.header("retry-after"), Some("1"));
     }
-    assert_eq!(app.stored_count().await, created as u64);
+    let read = app.get("/user").await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert!(!running.is_finished(), "the first create was still hashing");
+    assert_eq!(hash_jobs(&app).await, (1.0, 1.0), "and the second waiting");
+
+    for create in [running, queued] {
+        let reply = create.await.unwrap();
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    }
+    assert_eq!(app.stored_count().await, 2);
 }
 
 #[tokio::test]
 async fn waiting_too_long_for_a_hashing_slot_answers_503() {
-    let app = TestApp::spawn_with(|config| {
-        config.bcrypt_cost = 10;
-        config.limits.hash_concurrency = Some(1);
-        config.limits.hash_queue_wait_ms = 1;
-    })
-    .await;
-    let replies = join_all((0..4).map(|i| app.post_user(new_user(i)))).await;
-    let busy = replies.iter().filter(|r| r.error_code() == "busy").count();
-    assert!(
-        busy >= 1,
-        "{:?}",
-        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    let app = Arc::new(
+        TestApp::spawn_with(|config| {
+            config.bcrypt_cost = 13;
+            config.limits.hash_concurrency = Some(1);
+            config.limits.hash_queue_wait_ms = 1;
+        })
+        .await,
     );
-    assert_eq!(app.stored_count().await, 4 - busy as u64);
-}
-
-#[tokio::test]
-async fn past_the_deadline_the_answer_is_503_and_nothing_is_written() {
-    let app = TestApp::spawn_with(|config| {
-        config.bcrypt_cost = 12;
-        config.limits.request_timeout_ms = 20;
+    let running = {
+        let app = app.clone();
+        tokio::spawn(async move { app.post_user(new_user(0)).await })
+    };
+    wait_until("the first create to hash", 20, || async {
+        hash_jobs(&app).await.0 == 1.0
     })
     .await;
-    let reply = app.post_user(new_user(0)).await;
-    reply.assert_error(503, "timeout");
-    assert_eq!(reply.header("retry-after"), Some("1"));
-    // The hash the request started may still finish, but nothing follows it.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(app.stored_count().await, 0);
+    // Each of these waits 1 ms for the slot the first create holds.
+    let replies = join_all((1..4).map(|i| app.post_user(new_user(i)))).await;
+    assert!(!running.is_finished(), "the first create was still hashing");
+    for reply in replies {
+        reply.assert_error(503, "busy");
+    }
+    let reply = running.await.unwrap();
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(app.stored_count().await, 1);
 }
 
 #[tokio::test]
@@ -366,4 +376,41 @@ async fn ipv6_addresses_of_one_64_share_a_budget() {
         )
         .await;
     assert_eq!(other.status, StatusCode::CREATED);
+}
+
+/// Requests without a valid key draw from their own budget: behind one NAT
+/// address, a stranger's keyless flood cannot spend a real client's writes
+/// or verifies.
+#[tokio::test]
+async fn unauthenticated_requests_have_their_own_budget() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.rate_limit_verify = 3;
+        config.limits.rate_limit_writes = 3;
+        config.limits.rate_limit_unauthenticated = 6;
+    })
+    .await;
+    for _ in 0..6 {
+        let keyless = app
+            .send(
+                app.anonymous(Method::POST, "/user/verify")
+                    .json(&json!({ "email": "a@example.com", "password": PASSWORD })),
+            )
+            .await;
+        keyless.assert_error(401, "unauthorized");
+    }
+    let flooded = app
+        .send(app.anonymous(Method::POST, "/user").json(&new_user(0)))
+        .await;
+    assert_rate_limited(&flooded);
+    // The keyed client behind the same address still has all its budget.
+    for i in 0..3 {
+        assert_eq!(app.post_user(new_user(i)).await.status, StatusCode::CREATED);
+    }
+    app.request(
+        Method::POST,
+        "/user/verify",
+        Some(json!({ "email": "user0@example.com", "password": PASSWORD })),
+    )
+    .await
+    .assert_status_only(200);
 }
