@@ -54,7 +54,7 @@ class Bench:
     def log(self, message):
         print(f"-- {message}", file=sys.stderr, flush=True)
 
-    def wrk(self, name, path, concurrency, seconds, mode="get", background=False):
+    def wrk(self, name, path, concurrency, seconds, mode="get", background=False, record=True):
         # A token per load keeps the emails of one create load apart from another's.
         token = f"{self.run}-{len(self.loads)}-{name.split()[0].lower()}-{time.monotonic_ns()}"
         env = {**os.environ, "BENCH_API_KEY": self.api_key, "BENCH_MODE": mode, "BENCH_RUN": token}
@@ -65,10 +65,10 @@ class Bench:
         ]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         if background:
-            return lambda: self._wrk_result(name, concurrency, process)
-        return self._wrk_result(name, concurrency, process)
+            return lambda: self._wrk_result(name, concurrency, process, record)
+        return self._wrk_result(name, concurrency, process, record)
 
-    def _wrk_result(self, name, concurrency, process):
+    def _wrk_result(self, name, concurrency, process, record):
         out, _ = process.communicate()
         if process.returncode != 0:
             raise SystemExit(f"wrk failed for {name}:\n{out}")
@@ -77,10 +77,35 @@ class Bench:
             name, concurrency, figures["requests"], figures["rps"], figures["p50_ms"],
             figures["p99_ms"], figures["socket_errors"] + figures["non_2xx"],
         )
-        self.loads.append(load)
+        if record:
+            self.loads.append(load)
         return load
 
-    def raw(self, name, args, concurrency, seconds):
+    def alternate(self, runs, rounds=2, seconds=None):
+        """Runs each of `runs` (name -> a function taking `seconds` and
+        `record`) `rounds` times, taking turns (A B A B ...), each for a
+        share of the time, so that a machine that speeds up or slows down
+        during the run weighs on both sides alike. Returns one merged load
+        per name: requests summed, throughput and p50 averaged over the
+        turns, the worst p99."""
+        share = max((seconds or self.seconds) // rounds, 2)
+        turns = {name: [] for name in runs}
+        for _ in range(rounds):
+            for name, run in runs.items():
+                turns[name].append(run(share))
+        merged = {}
+        for name, loads in turns.items():
+            first = loads[0]
+            load = Load(
+                first.name, first.concurrency, sum(l.requests for l in loads),
+                sum(l.rps for l in loads) / len(loads), sum(l.p50_ms for l in loads) / len(loads),
+                max(l.p99_ms for l in loads), sum(l.failures for l in loads),
+            )
+            self.loads.append(load)
+            merged[name] = load
+        return merged
+
+    def raw(self, name, args, concurrency, seconds, record=True):
         out = subprocess.run(
             [self.driver, *args, str(concurrency), str(seconds)], check=True, capture_output=True, text=True
         ).stdout
@@ -89,7 +114,8 @@ class Bench:
             name, concurrency, figures["requests"], figures["rps"], figures["p50_ms"],
             figures["p99_ms"], figures["errors"],
         )
-        self.loads.append(load)
+        if record:
+            self.loads.append(load)
         return load
 
     def driver_json(self, *args):
@@ -97,20 +123,19 @@ class Bench:
         return json.loads(out)
 
     def listing(self, size, seeded, concurrency, seconds):
-        """The first page and a deep one, through the API and raw."""
-        return {
-            "first": self.wrk(f"GET /user?limit=50, {size} users, first page", "/user?limit=50", concurrency, seconds),
-            "deep": self.wrk(
-                f"GET /user?limit=50, {size} users, deep page",
-                f"/user?limit=50&after={seeded['deep_cursor']}",
-                concurrency,
-                seconds,
-            ),
-            "raw_first": self.raw(f"list query raw, {size}, first page", ["list", self.db_uri, "-"], concurrency, seconds),
-            "raw_deep": self.raw(
-                f"list query raw, {size}, deep page", ["list", self.db_uri, seeded["deep"]], concurrency, seconds
-            ),
-        }
+        """The first page and a deep one, through the API and raw, taking
+        turns."""
+        deep = f"/user?limit=50&after={seeded['deep_cursor']}"
+        return self.alternate({
+            "first": lambda t: self.wrk(f"GET /user?limit=50, {size} users, first page", "/user?limit=50",
+                                        concurrency, t, record=False),
+            "raw_first": lambda t: self.raw(f"list query raw, {size}, first page", ["list", self.db_uri, "-"],
+                                            concurrency, t, record=False),
+            "deep": lambda t: self.wrk(f"GET /user?limit=50, {size} users, deep page", deep, concurrency, t,
+                                       record=False),
+            "raw_deep": lambda t: self.raw(f"list query raw, {size}, deep page", ["list", self.db_uri, seeded["deep"]],
+                                           concurrency, t, record=False),
+        }, seconds=seconds)
 
     def import_users(self, count, batch):
         """POST /user/import in batches of `batch` users with a Werkzeug hash
@@ -153,20 +178,20 @@ class Bench:
 
     def finding(self, size, seeded, concurrency, seconds):
         """A prefix search that finds one user (the deep one's email) and a
-        creation range holding the last tenth, through the API and raw."""
+        creation range holding the last tenth, through the API and raw,
+        taking turns."""
         prefix = f"seed-{seeded['deep']}"
         since = datetime.fromtimestamp(int(seeded["deep"][:8], 16), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {
-            "q": self.wrk(f"GET /user?q=<one email>, {size} users", f"/user?q={prefix}", concurrency, seconds),
-            "raw_q": self.raw(f"prefix search raw, {size}", ["search", self.db_uri, prefix], concurrency, seconds),
-            "since": self.wrk(
-                f"GET /user?created_after=<last tenth>, {size} users",
-                f"/user?created_after={since}",
-                concurrency,
-                seconds,
-            ),
-            "raw_since": self.raw(f"created_after raw, {size}", ["since", self.db_uri, seeded["deep"]], concurrency, seconds),
-        }
+        return self.alternate({
+            "q": lambda t: self.wrk(f"GET /user?q=<one email>, {size} users", f"/user?q={prefix}", concurrency, t,
+                                    record=False),
+            "raw_q": lambda t: self.raw(f"prefix search raw, {size}", ["search", self.db_uri, prefix], concurrency, t,
+                                        record=False),
+            "since": lambda t: self.wrk(f"GET /user?created_after=<last tenth>, {size} users",
+                                        f"/user?created_after={since}", concurrency, t, record=False),
+            "raw_since": lambda t: self.raw(f"created_after raw, {size}", ["since", self.db_uri, seeded["deep"]],
+                                            concurrency, t, record=False),
+        }, seconds=seconds)
 
     def peak_rss_mb(self):
         with open(f"/proc/{self.pid}/status") as status:
@@ -190,8 +215,11 @@ def main():
     ping = bench.wrk("GET /ping", "/ping", 32, s)
 
     bench.log("2. reads: GET /user/{id} through the API, then the same find_one raw")
-    api_read = bench.wrk("GET /user/{id} (API)", f"/user/{first}", 32, s)
-    raw_read = bench.raw("find_one by _id (raw driver)", ["read", db_uri, first], 32, s)
+    reads = bench.alternate({
+        "api": lambda t: bench.wrk("GET /user/{id} (API)", f"/user/{first}", 32, t, record=False),
+        "raw": lambda t: bench.raw("find_one by _id (raw driver)", ["read", db_uri, first], 32, t, record=False),
+    })
+    api_read, raw_read = reads["api"], reads["raw"]
 
     bench.log("5a. listing with 1,000 users: first page and a deep page")
     list_small = bench.listing("1k", small, 4, s)

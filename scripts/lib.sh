@@ -57,8 +57,22 @@ ensure_db_installed() {
   ensure_venv "$VENV" "$ROOT/scripts/requirements-db.txt" "SecantusDB (a local MongoDB-compatible server)"
 }
 
-free_port() {
-  "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# listening_port LOG PID [SECONDS]: waits until the process PID writes
+# "listening on HOST:PORT" to LOG and prints PORT. Fails if the process exits
+# first (for example, its port was taken) or stays silent.
+listening_port() {
+  local file="$1" pid="$2" tries=$(( ${3:-30} * 10 )) port
+  while ((tries > 0)); do
+    port="$(grep -m1 -oE 'listening on [^ ]*:[0-9]+' "$file" 2>/dev/null | grep -oE '[0-9]+$' || true)"
+    if [[ -n "$port" ]]; then
+      echo "$port"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+    tries=$((tries - 1))
+  done
+  return 1
 }
 
 # Waits until a MongoDB-protocol server answers ping at $1 (a URI).
@@ -79,21 +93,29 @@ PY
   done
 }
 
-# start_db PORT STORAGE: starts SecantusDB in the background, sets DB_PID.
+# start_db PORT STORAGE: starts SecantusDB in the background and waits until
+# it answers; sets DB_PID and DB_PORT. PORT 0 lets the server pick a free
+# port itself, so no other process can take it between choosing and binding.
 start_db() {
   local port="$1" storage="$2"
   mkdir -p "$LOCAL"
-  DB_LOG="$LOCAL/secantus-$port.log"
+  DB_LOG="$(mktemp "$LOCAL/secantus-XXXXXX.log")"
   "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path "$storage" \
-    --log-level WARNING >"$DB_LOG" 2>&1 &
+    --log-level INFO >"$DB_LOG" 2>&1 &
   DB_PID=$!
-  wait_for_db "mongodb://127.0.0.1:$port/"
+  if ! DB_PORT="$(listening_port "$DB_LOG" "$DB_PID" 60)"; then
+    log "error: the local database did not start on port $port; its log is $DB_LOG"
+    tail -n 20 "$DB_LOG" >&2 || true
+    return 1
+  fi
+  wait_for_db "mongodb://127.0.0.1:$DB_PORT/"
 }
 
 stop_db() {
   if [[ -n "${DB_PID:-}" ]] && kill -0 "$DB_PID" 2>/dev/null; then
     kill "$DB_PID" 2>/dev/null || true
     wait "$DB_PID" 2>/dev/null || true
+    rm -f "${DB_LOG:-}"
   fi
 }
 

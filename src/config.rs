@@ -107,6 +107,37 @@ impl Config {
     }
 }
 
+/// A command-line error in one line that names the setting as an operator
+/// set it: `PORT (--port): invalid value 'eighty': invalid digit found in
+/// string`.
+pub fn explain(err: &clap::Error) -> String {
+    use clap::{
+        error::{ContextKind, ContextValue},
+        CommandFactory,
+    };
+    let message = err.to_string();
+    let first_line = message.lines().next().unwrap_or_default();
+    let first_line = first_line.trim_start_matches("error: ");
+    let Some(ContextValue::String(flag)) = err.get(ContextKind::InvalidArg) else {
+        return first_line.to_owned();
+    };
+    let long = flag
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("--");
+    let command = Cli::command();
+    let env = command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned());
+    match env {
+        Some(env) => format!("{env} (--{long}): {first_line}"),
+        None => first_line.to_owned(),
+    }
+}
+
 /// MongoDB driver settings. Options written in MONGO_URI's query string
 /// (such as `maxPoolSize`) take precedence over these.
 #[derive(Debug, Clone, clap::Args)]

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::{error::ErrorKind, Parser};
 use user_api::{
     api,
-    config::{Cli, Command, Config},
+    config::{self, Cli, Command, Config},
     migrate, probe,
     startup::Application,
     telemetry::{self, ErrorChain, Output},
@@ -26,11 +26,7 @@ async fn main() -> ExitCode {
         {
             err.exit()
         }
-        Err(err) => {
-            let message = err.to_string();
-            let first_line = message.lines().next().unwrap_or_default();
-            return fail(first_line.trim_start_matches("error: "));
-        }
+        Err(err) => return fail(&config::explain(&err)),
     };
     match cli.command {
         Some(Command::Openapi) => {

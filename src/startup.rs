@@ -140,9 +140,10 @@ impl Application {
     }
 }
 
-/// A handle on the database `MONGO_URI` names and the hosts it points at,
-/// sorted. Nothing is sent to the server yet.
-pub async fn connect(config: &Config) -> Result<(Database, Vec<String>), StartupError> {
+/// The driver options for `MONGO_URI`, with this service's settings filling
+/// in what the URI's query string leaves out: the URI wins where it says
+/// something.
+pub async fn client_options(config: &Config) -> Result<ClientOptions, StartupError> {
     let tuning = &config.database;
     let mut options = ClientOptions::parse(&config.mongo_uri)
         .await
@@ -154,8 +155,14 @@ pub async fn connect(config: &Config) -> Result<(Database, Vec<String>), Startup
     options
         .connect_timeout
         .get_or_insert(millis(tuning.connect_timeout_ms));
-    options.max_pool_size.get_or_insert(tuning.max_pool_size);
-    options.min_pool_size.get_or_insert(tuning.min_pool_size);
+    let max_pool_size = *options.max_pool_size.get_or_insert(tuning.max_pool_size);
+    let min_pool_size = *options.min_pool_size.get_or_insert(tuning.min_pool_size);
+    if min_pool_size > max_pool_size {
+        return Err(StartupError::Config(format!(
+            "MONGO_MIN_POOL_SIZE: {min_pool_size} connections kept open is more than the \
+             {max_pool_size} MONGO_MAX_POOL_SIZE allows (either may come from MONGO_URI)"
+        )));
+    }
     options
         .app_name
         .get_or_insert_with(|| "user-api".to_owned());
@@ -166,6 +173,13 @@ pub async fn connect(config: &Config) -> Result<(Database, Vec<String>), Startup
             .journal(true)
             .build()
     });
+    Ok(options)
+}
+
+/// A handle on the database `MONGO_URI` names and the hosts it points at,
+/// sorted. Nothing is sent to the server yet.
+pub async fn connect(config: &Config) -> Result<(Database, Vec<String>), StartupError> {
+    let options = client_options(config).await?;
     let mut hosts: Vec<String> = options.hosts.iter().map(ToString::to_string).collect();
     hosts.sort();
     let database = options
@@ -197,4 +211,79 @@ fn cors_origins(origins: &[String]) -> Result<Vec<poem::http::HeaderValue>, Star
             .map_err(StartupError::Config)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(uri: &str, flags: &[&str]) -> Config {
+        let mut all = vec!["user-api", "--mongo-uri", uri];
+        all.extend_from_slice(flags);
+        Config::from_flags(all).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_uri_wins_and_the_settings_fill_in_the_rest() {
+        let uri = "mongodb://127.0.0.1:27017/users?serverSelectionTimeoutMS=250&maxPoolSize=7\
+                   &w=1&journal=false";
+        let flags = [
+            "--server-selection-timeout-ms",
+            "5000",
+            "--max-pool-size",
+            "80",
+            "--connect-timeout-ms",
+            "1234",
+            "--min-pool-size",
+            "2",
+        ];
+        let options = client_options(&config(uri, &flags)).await.unwrap();
+        assert_eq!(
+            options.server_selection_timeout,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(options.max_pool_size, Some(7));
+        assert_eq!(options.connect_timeout, Some(Duration::from_millis(1234)));
+        assert_eq!(options.min_pool_size, Some(2));
+        let write_concern = options.write_concern.unwrap();
+        assert_eq!(write_concern.w, Some(Acknowledgment::Nodes(1)));
+        assert_eq!(write_concern.journal, Some(false));
+    }
+
+    #[tokio::test]
+    async fn writes_default_to_a_journaled_majority() {
+        let config = config("mongodb://127.0.0.1:27017/accounts", &[]);
+        let options = client_options(&config).await.unwrap();
+        assert_eq!(
+            options.server_selection_timeout,
+            Some(Duration::from_millis(3_000))
+        );
+        assert_eq!(options.max_pool_size, Some(50));
+        let (database, hosts) = connect(&config).await.unwrap();
+        assert_eq!(database.name(), "accounts");
+        assert_eq!(hosts, ["127.0.0.1:27017"]);
+        let write_concern = database.write_concern().unwrap();
+        assert_eq!(write_concern.w, Some(Acknowledgment::Majority));
+        assert_eq!(write_concern.journal, Some(true));
+    }
+
+    #[tokio::test]
+    async fn more_idle_connections_than_the_pool_holds_is_refused() {
+        for (uri, flags) in [
+            (
+                "mongodb://127.0.0.1:27017/users",
+                &["--min-pool-size", "60"],
+            ),
+            (
+                "mongodb://127.0.0.1:27017/users?minPoolSize=60",
+                &["--max-pool-size", "50"],
+            ),
+        ] {
+            let refused = client_options(&config(uri, flags)).await.unwrap_err();
+            assert!(
+                refused.to_string().contains("MONGO_MIN_POOL_SIZE"),
+                "{refused}"
+            );
+        }
+    }
 }

@@ -32,12 +32,13 @@ const CORS_REQUEST_HEADERS: [&str; 6] = [
     "if-none-match",
     "x-request-id",
 ];
-const CORS_RESPONSE_HEADERS: [&str; 6] = [
+const CORS_RESPONSE_HEADERS: [&str; 7] = [
     "location",
     "link",
     "etag",
     "retry-after",
     "idempotent-replayed",
+    "www-authenticate",
     "x-request-id",
 ];
 

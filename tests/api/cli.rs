@@ -1,47 +1,18 @@
-//! The `user-api` binary itself: its commands, its configuration errors and
-//! what it writes to its logs.
+//! The `user-api` binary itself: its commands, its configuration and its
+//! configuration errors, and what it writes to its logs.
 
 use std::{
-    io::Read,
-    net::TcpListener,
-    process::{Child, Command, Output, Stdio},
+    collections::BTreeMap,
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::json;
 
-use crate::helpers::{fresh_database, mongo_uri, API_KEY};
-
-const SETTINGS: [&str; 16] = [
-    "MONGO_URI",
-    "HOST",
-    "PORT",
-    "BCRYPT_COST",
-    "RUST_LOG",
-    "API_KEYS",
-    "AUTH_DISABLED",
-    "TRUSTED_PROXIES",
-    "CORS_ORIGINS",
-    "RATE_LIMIT_WRITES",
-    "RATE_LIMIT_VERIFY",
-    "LOCKOUT_THRESHOLD",
-    "HASH_CONCURRENCY",
-    "HASH_QUEUE_MAX",
-    "HASH_QUEUE_WAIT_MS",
-    "REQUEST_TIMEOUT_MS",
-];
-
-/// The binary, run from an empty directory so no `.env` applies, with none of
-/// the configuration variables inherited, and an API key.
-pub fn user_api() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_user-api"));
-    command.current_dir(std::env::temp_dir());
-    for var in SETTINGS {
-        command.env_remove(var);
-    }
-    command.env("API_KEYS", API_KEY);
-    command
-}
+use crate::{
+    helpers::{mongo_uri, API_KEY},
+    process::{empty_dir, refusing_address, user_api, Server},
+};
 
 /// Runs the binary to completion; it must finish within 20 s.
 fn run(command: &mut Command) -> Output {
@@ -66,12 +37,67 @@ fn run(command: &mut Command) -> Output {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Each setting `--help` documents: its environment variable and its
+/// default as shown there (`None` when it shows none).
+fn help_settings() -> BTreeMap<String, Option<String>> {
+    let output = run(user_api().arg("--help"));
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    let mut settings = BTreeMap::new();
+    // Each option's block starts with its flag, indented by six spaces.
+    for block in help.split("\n      --").skip(1) {
+        let Some((_, env)) = block.split_once("[env: ") else {
+            continue;
+        };
+        let env: String = env.chars().take_while(|c| !"=]".contains(*c)).collect();
+        let default = block
+            .split_once("[default: ")
+            .map(|(_, rest)| rest.split(']').next().unwrap_or_default().to_owned());
+        settings.insert(env, default);
+    }
+    settings
+}
+
+/// The README's configuration table: each variable and its default when
+/// the table gives it as a value (in backticks), `None` when in words.
+fn readme_settings() -> BTreeMap<String, Option<String>> {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .expect("README has a Configuration section");
+    section
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.strip_prefix("| `")?.split('|');
+            let variable = cells.next()?.trim().trim_end_matches('`').to_owned();
+            let default = cells.next()?.trim();
+            let value = default
+                .strip_prefix('`')
+                .and_then(|value| value.strip_suffix('`'))
+                .map(str::to_owned);
+            Some((variable, value))
+        })
+        .collect()
+}
+
+#[test]
+fn help_and_the_readme_document_every_setting_alike() {
+    let help = help_settings();
+    let readme = readme_settings();
+    assert!(help.len() >= 25, "{help:?}");
+    assert_eq!(
+        help.keys().collect::<Vec<_>>(),
+        readme.keys().collect::<Vec<_>>(),
+        "--help and README's configuration table list different settings"
+    );
+    for (variable, default) in &readme {
+        assert_eq!(
+            &help[variable], default,
+            "{variable}: --help and README give different defaults"
+        );
+    }
 }
 
 #[test]
@@ -90,54 +116,112 @@ fn openapi_prints_the_committed_spec_without_a_database() {
     );
 }
 
+/// Every setting has values that stop the process at once, with one line
+/// that names the setting as the operator wrote it.
 #[test]
-fn help_documents_every_setting() {
-    let output = run(user_api().arg("--help"));
-    assert!(output.status.success());
-    let help = String::from_utf8(output.stdout).unwrap();
-    for var in ["MONGO_URI", "HOST", "PORT", "BCRYPT_COST", "RUST_LOG"] {
-        assert!(
-            help.contains(&format!("[env: {var}")),
-            "--help lacks {var}:\n{help}"
-        );
-    }
-    assert!(help.contains("openapi"), "{help}");
-}
-
-/// Invalid settings stop the process at once with a one-line reason.
-#[test]
-fn invalid_configuration_exits_with_a_one_line_reason() {
-    for (var, value, mentions) in [
-        ("PORT", "eighty", "port"),
-        ("PORT", "70000", "port"),
-        ("BCRYPT_COST", "3", "bcrypt-cost"),
-        ("BCRYPT_COST", "32", "bcrypt-cost"),
-        ("HOST", "not an ip", "host"),
-        ("MONGO_URI", "postgres://localhost/users", "MONGO_URI"),
-        ("RUST_LOG", "user_api=loud", "RUST_LOG"),
-        ("API_KEYS", "too-short", "at least 32"),
+fn every_invalid_setting_stops_startup_with_a_one_line_reason() {
+    let invalid: &[(&str, &[&str])] = &[
+        ("MONGO_URI", &["postgres://localhost/users", "mongodb://"]),
+        ("HOST", &["not an ip", "localhost"]),
+        ("PORT", &["eighty", "70000", "-1"]),
+        ("BCRYPT_COST", &["3", "32", "twelve"]),
+        ("RUST_LOG", &["user_api=loud"]),
+        ("LOG_FORMAT", &["xml"]),
+        ("SHUTDOWN_GRACE_SECS", &["-1", "soon"]),
+        ("REQUIRE_IF_MATCH", &["maybe"]),
+        ("MONGO_SERVER_SELECTION_TIMEOUT_MS", &["0", "3s"]),
+        ("MONGO_CONNECT_TIMEOUT_MS", &["0", "-5"]),
+        ("MONGO_MAX_POOL_SIZE", &["0", "many"]),
+        ("MONGO_MIN_POOL_SIZE", &["-1", "51"]),
         (
             "API_KEYS",
-            "has spaces in it 0123456789abcdefghijklmnop",
-            "API_KEYS",
+            &["too-short", "has spaces in it 0123456789abcdefghijklmnop"],
         ),
-        ("AUTH_DISABLED", "maybe", "auth-disabled"),
-        ("TRUSTED_PROXIES", "10.0.0.0/99", "trusted-proxies"),
-        ("CORS_ORIGINS", "admin.example.com", "CORS_ORIGINS"),
-        ("RATE_LIMIT_WRITES", "-1", "rate-limit-writes"),
-        ("HASH_CONCURRENCY", "0", "hash-concurrency"),
-        ("REQUEST_TIMEOUT_MS", "0", "request-timeout-ms"),
-    ] {
-        let output = run(user_api().env(var, value));
-        assert!(!output.status.success(), "{var}={value} was accepted");
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{var}={value}: {stderr}"
+        ("AUTH_DISABLED", &["maybe"]),
+        ("TRUSTED_PROXIES", &["10.0.0.0/99", "proxy.internal"]),
+        (
+            "CORS_ORIGINS",
+            &["admin.example.com", "https://a.example/path"],
+        ),
+        ("RATE_LIMIT_WRITES", &["-1", "lots"]),
+        ("RATE_LIMIT_VERIFY", &["-1"]),
+        ("RATE_LIMIT_UNAUTHENTICATED", &["1.5"]),
+        ("LOCKOUT_THRESHOLD", &["-1"]),
+        ("LOCKOUT_WINDOW_SECS", &["0"]),
+        ("LOCKOUT_SECS", &["0", "3601"]),
+        ("HASH_CONCURRENCY", &["0", "-2"]),
+        ("HASH_QUEUE_MAX", &["-1"]),
+        ("HASH_QUEUE_WAIT_MS", &["soon"]),
+        ("REQUEST_TIMEOUT_MS", &["0"]),
+    ];
+    let covered: Vec<&str> = invalid.iter().map(|(variable, _)| *variable).collect();
+    for variable in help_settings().keys() {
+        assert!(
+            covered.contains(&variable.as_str()),
+            "no invalid value is tried for {variable}"
         );
-        assert!(stderr.contains(mentions), "{var}={value}: {stderr}");
     }
+    let (_refusing, dead) = refusing_address();
+    for (variable, values) in invalid {
+        for value in *values {
+            // A valid database address that answers nothing: a setting the
+            // service took would leave it running, and the run would fail.
+            let output = run(user_api()
+                .env("MONGO_URI", format!("mongodb://{dead}/users"))
+                .env("PORT", "0")
+                .env(variable, value));
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            assert!(
+                !output.status.success(),
+                "{variable}={value} was accepted: {stderr}"
+            );
+            assert_eq!(
+                stderr.trim_end().lines().count(),
+                1,
+                "{variable}={value}: {stderr}"
+            );
+            assert!(
+                stderr.starts_with(&format!("user-api: {variable}"))
+                    || stderr.contains(&format!(" {variable} ")),
+                "{variable}={value} is not named: {stderr}"
+            );
+        }
+    }
+}
+
+/// `.env` in the working directory fills in what the environment leaves
+/// unset; a real environment variable wins.
+#[tokio::test]
+async fn real_environment_variables_win_over_dot_env() {
+    let dir = empty_dir();
+    std::fs::write(
+        dir.join(".env"),
+        "BCRYPT_COST=3\nPORT=eighty\nLOG_FORMAT=json\n",
+    )
+    .unwrap();
+    // From .env alone, the invalid cost stops startup ...
+    let output = run(user_api().current_dir(&dir).env("PORT", "0"));
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with("user-api: BCRYPT_COST"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // ... and with the environment overriding both bad values, .env's
+    // LOG_FORMAT still applies.
+    let (server, _) = Server::start(|command| {
+        command
+            .current_dir(&dir)
+            .env("BCRYPT_COST", "4")
+            .env("RUST_LOG", "info");
+    })
+    .await;
+    let logs = server.logs();
+    let first = logs.lines().next().unwrap_or_default();
+    let line: serde_json::Value = serde_json::from_str(first)
+        .unwrap_or_else(|_| panic!("LOG_FORMAT=json from .env did not apply:\n{logs}"));
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert!(line["message"].is_string(), "{line}");
 }
 
 #[test]
@@ -158,7 +242,8 @@ fn without_api_keys_the_service_refuses_to_start() {
 /// answers liveness, reports not ready, and keeps trying.
 #[tokio::test]
 async fn an_unreachable_database_is_reported_within_seconds() {
-    let dead = free_port();
+    let (_refusing, dead) = refusing_address();
+    let dead = dead.port();
     let started = Instant::now();
     let (server, base) = Server::start(|command| {
         command.env("MONGO_URI", format!("mongodb://127.0.0.1:{dead}/users"));
@@ -212,59 +297,6 @@ async fn an_unreachable_database_is_reported_within_seconds() {
         logs.contains("the database is unreachable; serving anyway and retrying in the background"),
         "{logs}"
     );
-}
-
-pub struct Server(pub Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
-impl Server {
-    /// Starts the binary on a fresh database with `RUST_LOG=trace` and waits
-    /// until it answers.
-    pub async fn start(adjust: impl FnOnce(&mut Command)) -> (Self, String) {
-        let port = free_port();
-        let mut command = user_api();
-        command
-            .env("MONGO_URI", format!("{}/{}", mongo_uri(), fresh_database()))
-            .env("PORT", port.to_string())
-            .env("HOST", "127.0.0.1")
-            .env("BCRYPT_COST", "4")
-            .env("RUST_LOG", "trace")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        adjust(&mut command);
-        let server = Self(command.spawn().expect("the binary starts"));
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("{base}/ping")).await.is_err() {
-            assert!(Instant::now() < deadline, "the server did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        (server, base)
-    }
-
-    /// Stops the server and returns everything it wrote.
-    pub fn logs(mut self) -> String {
-        let _ = self.0.kill();
-        let mut logs = String::new();
-        self.0
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut logs)
-            .unwrap();
-        self.0
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut logs)
-            .unwrap();
-        logs
-    }
 }
 
 #[tokio::test]
@@ -360,5 +392,51 @@ async fn secrets_never_reach_the_logs() {
             !logs.contains(secret),
             "the log contains `{secret}`:\n{logs}"
         );
+    }
+}
+
+/// Credentials in MONGO_URI appear neither in the log, even at `trace`, nor
+/// in `/health`, with or without an API key: not when the database is
+/// unreachable, and not when it refuses them.
+#[tokio::test]
+async fn database_credentials_never_reach_the_logs_or_health() {
+    let (_refusing, dead) = refusing_address();
+    let live = mongo_uri().trim_start_matches("mongodb://").to_owned();
+    for address in [dead.to_string(), live] {
+        let (server, base) = Server::start(|command| {
+            command.env(
+                "MONGO_URI",
+                format!("mongodb://dbadmin:Hunter2-Db-Pa55@{address}/users?authSource=admin"),
+            );
+        })
+        .await;
+        let client = reqwest::Client::new();
+        let public = client.get(format!("{base}/health")).send().await.unwrap();
+        let public = public.text().await.unwrap();
+        let keyed = client
+            .get(format!("{base}/health"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // Give the background check time to log what it found.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let logs = server.logs();
+        assert!(logs.contains("using MongoDB"), "{logs}");
+        for (what, text) in [
+            ("public /health", &public),
+            ("keyed /health", &keyed),
+            ("the log", &logs),
+        ] {
+            for secret in ["Hunter2-Db-Pa55", "dbadmin"] {
+                assert!(
+                    !text.contains(secret),
+                    "{what} for {address} names `{secret}`:\n{text}"
+                );
+            }
+        }
     }
 }

@@ -3,7 +3,10 @@ use mongodb::bson::{doc, Document};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{fresh_database, Reply, TestApp, OTHER_API_KEY, PASSWORD};
+use crate::{
+    helpers::{fresh_database, mongo_uri, Reply, TestApp, API_KEY, OTHER_API_KEY, PASSWORD},
+    process::Server,
+};
 
 fn ada() -> Value {
     json!({ "name": "Ada", "email": "ada@example.com", "password": PASSWORD })
@@ -129,18 +132,49 @@ async fn keys_belong_to_one_api_key() {
     assert_eq!(app.stored_count().await, 2);
 }
 
+/// A create through the binary at `base`, with an idempotency key.
+async fn create_at(base: &str, key: &str) -> (StatusCode, Option<String>, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/user"))
+        .bearer_auth(API_KEY)
+        .header("idempotency-key", key)
+        .json(&ada())
+        .send()
+        .await
+        .expect("the service answers");
+    let status = response.status();
+    let replayed = response
+        .headers()
+        .get("idempotent-replayed")
+        .map(|value| value.to_str().unwrap().to_owned());
+    (status, replayed, response.json().await.unwrap())
+}
+
 #[tokio::test]
 async fn keys_survive_a_restart_and_expire_through_a_ttl_index() {
     let database = fresh_database();
-    let before = TestApp::spawn_on(&database, |_| {}).await;
-    let first = create(&before, "key-1", ada()).await;
-    assert_eq!(first.status, StatusCode::CREATED);
+    let uri = format!("{}/{database}", mongo_uri());
+    let (before, base) = Server::start(|command| {
+        command.env("MONGO_URI", &uri);
+    })
+    .await;
+    let (status, replayed, first) = create_at(&base, "key-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(replayed, None);
+    // The process ends (killed, as a crash would end it) and another starts
+    // on the same database.
+    before.logs();
+    let (_after, base) = Server::start(|command| {
+        command.env("MONGO_URI", &uri);
+    })
+    .await;
+    let (status, replayed, retry) = create_at(&base, "key-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{retry}");
+    assert_eq!(retry, first);
+    assert_eq!(replayed.as_deref(), Some("true"));
 
     let after = TestApp::spawn_on(&database, |_| {}).await;
-    let retry = create(&after, "key-1", ada()).await;
-    assert_eq!(retry.body, first.body);
-    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
-
+    assert_eq!(after.stored_count().await, 1);
     let mut indexes = after
         .db
         .collection::<Document>("idempotency_keys")

@@ -5,9 +5,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::{
-    cli::Server,
     flask::{self, FlaskUser},
     helpers::{fresh_database, mongo_uri, TestApp, PASSWORD},
+    process::Server,
 };
 
 fn flask_users() -> Vec<FlaskUser> {

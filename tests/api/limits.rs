@@ -108,6 +108,56 @@ async fn behind_a_trusted_proxy_each_client_and_each_key_has_its_budget() {
     assert_eq!(app.stored_count().await, 4);
 }
 
+/// Through two proxies, the client is the nearest address no proxy is
+/// trusted for: whatever a client writes at the left of X-Forwarded-For,
+/// and however the hops are split across header fields, it is counted as
+/// itself.
+#[tokio::test]
+async fn through_several_proxies_a_forged_leftmost_entry_changes_nothing() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.rate_limit_writes = 2;
+        config.security.trusted_proxies = vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+    })
+    .await;
+    // client → proxy 10.0.0.2 → proxy 127.0.0.1 → service: each proxy
+    // appends the address it saw.
+    let post = |forwarded: Vec<String>, i: usize| {
+        let mut builder = app.builder(Method::POST, "/user").json(&new_user(i));
+        for field in forwarded {
+            builder = builder.header("x-forwarded-for", field);
+        }
+        app.send(builder)
+    };
+    let forged = |i: usize| format!("203.0.113.{i}, 198.51.100.7, 10.0.0.2");
+    assert_eq!(post(vec![forged(0)], 0).await.status, StatusCode::CREATED);
+    assert_eq!(
+        post(
+            vec!["203.0.113.1".into(), "198.51.100.7, 10.0.0.2".into()],
+            1
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    assert_rate_limited(&post(vec![forged(2)], 2).await);
+    assert_rate_limited(&post(vec!["198.51.100.7".into(), "10.0.0.2".into()], 3).await);
+    // Another client behind the same proxies has its own budget (and a key
+    // of its own: the first key's budget is spent too).
+    let other = app
+        .send(
+            app.anonymous(Method::POST, "/user")
+                .bearer_auth(OTHER_API_KEY)
+                .header("x-forwarded-for", "203.0.113.0, 198.51.100.8, 10.0.0.2")
+                .json(&new_user(4)),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.text);
+    assert_eq!(app.stored_count().await, 3);
+}
+
 /// One client spraying many accounts is stopped by its own budget; one
 /// account guessed at from many clients is the lockout's job (lifecycle.rs).
 #[tokio::test]
@@ -338,6 +388,31 @@ async fn cors_is_off_unless_origins_are_listed() {
         allowed.header("access-control-allow-origin"),
         Some("https://admin.example.com")
     );
+    // A page can read every response header the spec documents, and the
+    // request id.
+    let spec = open.get("/openapi.json").await.body;
+    let mut documented: Vec<String> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|path| path.as_object().unwrap().values())
+        .flat_map(|operation| operation["responses"].as_object().unwrap().values())
+        .filter_map(|response| response["headers"].as_object())
+        .flat_map(|headers| headers.keys().map(|name| name.to_ascii_lowercase()))
+        .chain(["x-request-id".to_owned()])
+        .collect();
+    documented.sort();
+    documented.dedup();
+    assert!(documented.contains(&"etag".to_owned()), "{documented:?}");
+    let mut exposed: Vec<String> = allowed
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    exposed.sort();
+    assert_eq!(exposed, documented);
     let other = open
         .send(
             open.builder(Method::GET, "/user")

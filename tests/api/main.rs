@@ -17,6 +17,7 @@ mod list;
 mod migrate;
 mod observability;
 mod outage;
+mod process;
 mod read_delete;
 mod reference;
 mod routing;

@@ -11,9 +11,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::{
-    cli::user_api,
     flask::{self, FlaskUser, Secret},
     helpers::{fresh_database, mongo_uri, TestApp},
+    process::user_api,
 };
 
 fn uri(database: &str) -> String {

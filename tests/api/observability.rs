@@ -4,13 +4,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::{
-    cli::Server,
-    helpers::{TestApp, API_KEY, PASSWORD},
+    helpers::{sample, wait_until, TestApp, API_KEY, PASSWORD},
+    process::Server,
 };
 
 #[tokio::test]
@@ -225,35 +224,47 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
     let (mut server, base) = Server::start(|command| {
         command
             .env("RUST_LOG", "info")
-            .env("BCRYPT_COST", "11")
-            .env("HASH_CONCURRENCY", "4");
+            .env("BCRYPT_COST", "12")
+            .env("HASH_CONCURRENCY", "1");
     })
     .await;
     let client = reqwest::Client::new();
-    let creates = join_all((0..4).map(|i| {
-        client
-            .post(format!("{base}/user"))
-            .bearer_auth(API_KEY)
-            .json(&json!({ "name": "Ada", "email": format!("ada{i}@example.com"), "password": PASSWORD }))
-            .send()
-    }));
-    let signal = async {
-        // Once the creates are hashing, ask the service to stop.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let status = Command::new("kill")
-            .args(["-TERM", &server.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
-    let (replies, ()) = tokio::join!(creates, signal);
-    for reply in replies {
-        let reply = reply.expect("a request in flight is answered");
+    let creates: Vec<_> = (0..4)
+        .map(|i| {
+            let request = client
+                .post(format!("{base}/user"))
+                .bearer_auth(API_KEY)
+                .json(&json!({ "name": "Ada", "email": format!("ada{i}@example.com"), "password": PASSWORD }))
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    // With one hashing slot, a job waiting means another is hashing: four
+    // creates are in flight, and three still have their hashing ahead.
+    wait_until("creates to queue for hashing", 20, || async {
+        let scrape = client.get(format!("{base}/metrics")).send().await;
+        let text = match scrape {
+            Ok(scrape) => scrape.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        sample(&text, "password_hash_queue_depth").is_some_and(|depth| depth >= 1.0)
+    })
+    .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for create in creates {
+        let reply = create
+            .await
+            .unwrap()
+            .expect("a request in flight is answered");
         assert_eq!(reply.status(), StatusCode::CREATED);
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
+        if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
         assert!(

@@ -1,105 +1,15 @@
 //! A database that dies and comes back, as a real process on real storage.
 
-use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, oid::ObjectId};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Reply, TestApp, PASSWORD};
-
-/// A SecantusDB server of this test's own, on a storage directory that
-/// outlives the process.
-struct Database {
-    process: Option<Child>,
-    port: u16,
-    storage: PathBuf,
-}
-
-impl Database {
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let storage =
-            std::env::temp_dir().join(format!("user-api-outage-{}", ObjectId::new().to_hex()));
-        std::fs::create_dir_all(&storage).unwrap();
-        let mut database = Self {
-            process: None,
-            port,
-            storage,
-        };
-        database.restart().await;
-        database
-    }
-
-    fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}/users", self.port)
-    }
-
-    async fn restart(&mut self) {
-        let server = std::env::var("TEST_SECANTUSD").expect(
-            "TEST_SECANTUSD is not set. Run the suite with ./scripts/test, which installs SecantusDB.",
-        );
-        let child = Command::new(server)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .arg("--storage-path")
-            .arg(&self.storage)
-            .args(["--log-level", "WARNING"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("SecantusDB starts");
-        self.process = Some(child);
-        let client = mongodb::Client::with_uri_str(format!(
-            "mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=500",
-            self.port
-        ))
-        .await
-        .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client
-            .database("admin")
-            .run_command(doc! { "ping": 1 })
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "the database did not come up");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Starts it again on new, empty storage: the same address, another
-    /// database.
-    async fn restart_empty(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.storage);
-        std::fs::create_dir_all(&self.storage).unwrap();
-        self.restart().await;
-    }
-
-    /// Kills the process outright, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill().unwrap();
-            process.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.storage);
-    }
-}
+use crate::{
+    helpers::{Reply, TestApp, PASSWORD},
+    process::Database,
+};
 
 async fn health(app: &TestApp) -> Reply {
     app.send(app.anonymous(Method::GET, "/health")).await
@@ -143,6 +53,11 @@ async fn the_service_rides_out_a_database_crash() {
         acknowledged.push(user["id"].as_str().unwrap().to_owned());
     }
 
+    let errors =
+        |operation: &str| format!("db_operation_errors_total{{operation=\"{operation}\"}}");
+    assert_eq!(app.metric(&errors("users.get")).await, None);
+    assert_eq!(app.metric(&errors("users.list")).await, None);
+
     database.kill();
 
     // Every database-backed request fails fast, with 503 and Retry-After;
@@ -183,6 +98,13 @@ async fn the_service_rides_out_a_database_crash() {
             "{method} {path} took {took:?}"
         );
     }
+    // Each failed operation is counted: the one GET of a user, the one
+    // list.
+    assert_eq!(app.metric(&errors("users.get")).await, Some(1.0));
+    assert_eq!(app.metric(&errors("users.list")).await, Some(1.0));
+    let unavailable = "http_requests_total{method=\"GET\",route=\"/user/{id}\",status=\"503\"}";
+    assert_eq!(app.metric(unavailable).await, Some(1.0));
+
     // Liveness stays up while readiness goes down.
     let down = wait_for_health(
         &app,
