@@ -25,7 +25,8 @@
 //!                                          alone
 //!
 //! Load results print as one JSON object: requests, errors, rps, p50_ms,
-//! p99_ms. The queries mirror `store::UserStore`'s exactly.
+//! p99_ms, and cpu_ticks: the CPU time (user and system, in clock ticks)
+//! this process used during the load. The queries mirror `store::UserStore`'s exactly.
 
 use std::{
     env,
@@ -318,6 +319,7 @@ where
     let concurrency: usize = concurrency.parse().expect(USAGE);
     let duration = Duration::from_secs_f64(seconds.parse().expect(USAGE));
     let operation = Arc::new(operation);
+    let cpu_before = cpu_ticks();
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -344,6 +346,7 @@ where
         errors += failed;
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_ticks() - cpu_before;
     latencies.sort();
     let percentile = |p: f64| {
         latencies
@@ -357,7 +360,21 @@ where
         "rps": latencies.len() as f64 / elapsed.as_secs_f64(),
         "p50_ms": ms(percentile(0.50)),
         "p99_ms": ms(percentile(0.99)),
+        "cpu_ticks": cpu,
     })
+}
+
+/// CPU time this process has used so far, user and system, in clock ticks
+/// (`/proc/self/stat`).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of the file: the 12th and 13th after the name.
+    [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum()
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -30,12 +30,33 @@ class Load:
     p50_ms: float
     p99_ms: float
     failures: int = 0
+    # CPU time the serving process (or the raw driver's) used during the
+    # load, in clock ticks; None where not measured.
+    cpu_ticks: int | None = None
+
+    @property
+    def cpu_us(self):
+        """CPU per successful request, in microseconds."""
+        if self.cpu_ticks is None or self.requests == 0:
+            return None
+        return self.cpu_ticks * 1e6 / CLOCK_TICKS / self.requests
 
     def row(self):
+        cpu = "" if self.cpu_us is None else f"{self.cpu_us:,.0f}"
         return (
             f"| {self.name} | {self.concurrency} | {self.requests} | {self.rps:,.1f} "
-            f"| {self.p50_ms:,.2f} | {self.p99_ms:,.2f} | {self.failures} |"
+            f"| {self.p50_ms:,.2f} | {self.p99_ms:,.2f} | {cpu} | {self.failures} |"
         )
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid):
+    """User and system CPU time of process `pid` so far, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 class Bench:
@@ -54,28 +75,33 @@ class Bench:
     def log(self, message):
         print(f"-- {message}", file=sys.stderr, flush=True)
 
-    def wrk(self, name, path, concurrency, seconds, mode="get", background=False, record=True):
+    def wrk(self, name, path, concurrency, seconds, mode="get", background=False, record=True, base=None,
+            pid=None):
+        """A wrk load on `base` (the service by default); with `pid`, the CPU
+        time that process used meanwhile is measured too."""
         # A token per load keeps the emails of one create load apart from another's.
         token = f"{self.run}-{len(self.loads)}-{name.split()[0].lower()}-{time.monotonic_ns()}"
         env = {**os.environ, "BENCH_API_KEY": self.api_key, "BENCH_MODE": mode, "BENCH_RUN": token}
         threads = min(2, concurrency)
         command = [
             "wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "30s",
-            "-s", WRK_SCRIPT, f"{self.base}{path}",
+            "-s", WRK_SCRIPT, f"{base or self.base}{path}",
         ]
+        before = cpu_ticks(pid) if pid else None
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         if background:
-            return lambda: self._wrk_result(name, concurrency, process, record)
-        return self._wrk_result(name, concurrency, process, record)
+            return lambda: self._wrk_result(name, concurrency, process, record, pid, before)
+        return self._wrk_result(name, concurrency, process, record, pid, before)
 
-    def _wrk_result(self, name, concurrency, process, record):
+    def _wrk_result(self, name, concurrency, process, record, pid=None, before=None):
         out, _ = process.communicate()
+        used = cpu_ticks(pid) - before if pid else None
         if process.returncode != 0:
             raise SystemExit(f"wrk failed for {name}:\n{out}")
         figures = json.loads(out.strip().splitlines()[-1])
         load = Load(
-            name, concurrency, figures["requests"], figures["rps"], figures["p50_ms"],
-            figures["p99_ms"], figures["socket_errors"] + figures["non_2xx"],
+            name, concurrency, figures["ok"], figures["rps"], figures["p50_ms"],
+            figures["p99_ms"], figures["socket_errors"] + figures["non_2xx"], used,
         )
         if record:
             self.loads.append(load)
@@ -96,10 +122,12 @@ class Bench:
         merged = {}
         for name, loads in turns.items():
             first = loads[0]
+            ticks = [l.cpu_ticks for l in loads]
             load = Load(
                 first.name, first.concurrency, sum(l.requests for l in loads),
                 sum(l.rps for l in loads) / len(loads), sum(l.p50_ms for l in loads) / len(loads),
                 max(l.p99_ms for l in loads), sum(l.failures for l in loads),
+                None if None in ticks else sum(ticks),
             )
             self.loads.append(load)
             merged[name] = load
@@ -112,7 +140,7 @@ class Bench:
         figures = json.loads(out)
         load = Load(
             name, concurrency, figures["requests"], figures["rps"], figures["p50_ms"],
-            figures["p99_ms"], figures["errors"],
+            figures["p99_ms"], figures["errors"], figures["cpu_ticks"],
         )
         if record:
             self.loads.append(load)
@@ -202,7 +230,7 @@ class Bench:
 
 
 def main():
-    base, db_uri, driver, pid, api_key, cost, seconds, binary = sys.argv[1:9]
+    base, db_uri, driver, pid, api_key, cost, seconds, binary, bare_binary = sys.argv[1:10]
     cores = os.cpu_count() or 1
     bench = Bench(base, db_uri, driver, int(pid), api_key, int(cost), cores, int(seconds))
     s = bench.seconds
@@ -211,15 +239,34 @@ def main():
     small = bench.driver_json("seed", db_uri, "1000")
     first = small["first"]
 
-    bench.log("1. framework ceiling: GET /ping")
-    ping = bench.wrk("GET /ping", "/ping", 32, s)
+    bench.log("1. framework floor: GET /ping, the service and a bare poem app, taking turns")
+    bare = subprocess.Popen([bare_binary], stdout=subprocess.PIPE, text=True)
+    try:
+        bare_base = "http://" + bare.stdout.readline().split("listening on ")[1].strip()
+        pings = bench.alternate({
+            "api": lambda t: bench.wrk("GET /ping", "/ping", 32, t, record=False, pid=bench.pid),
+            "bare": lambda t: bench.wrk("GET /ping (bare poem app)", "/ping", 32, t, record=False,
+                                        base=bare_base, pid=bare.pid),
+        })
+    finally:
+        bare.kill()
+        bare.wait()
+    ping, bare_ping = pings["api"], pings["bare"]
 
-    bench.log("2. reads: GET /user/{id} through the API, then the same find_one raw")
+    bench.log("2. reads: GET /user/{id} through the API and the same find_one raw, taking turns")
     reads = bench.alternate({
-        "api": lambda t: bench.wrk("GET /user/{id} (API)", f"/user/{first}", 32, t, record=False),
+        "api": lambda t: bench.wrk("GET /user/{id} (API)", f"/user/{first}", 32, t, record=False,
+                                   pid=bench.pid),
         "raw": lambda t: bench.raw("find_one by _id (raw driver)", ["read", db_uri, first], 32, t, record=False),
     })
     api_read, raw_read = reads["api"], reads["raw"]
+    if os.environ.get("BENCH_ONLY") == "cpu":
+        # A quick look while profiling: the CPU rows alone.
+        for load in bench.loads:
+            print(load.row())
+        print(f"CPU per read ratio {api_read.cpu_us / raw_read.cpu_us:.2f}, "
+              f"CPU per ping ratio {ping.cpu_us / bare_ping.cpu_us:.2f}")
+        return
 
     bench.log("5a. listing with 1,000 users: first page and a deep page")
     list_small = bench.listing("1k", small, 4, s)
@@ -239,7 +286,7 @@ def main():
     finish_creates()
 
     bench.log("seeding up to 100,000 users through the driver")
-    created = sum(load.requests - load.failures for load in bench.loads if load.name.startswith("POST"))
+    created = sum(load.requests for load in bench.loads if load.name.startswith("POST"))
     big = bench.driver_json("seed", db_uri, str(100_000 - 1000 - created))
     bench.log("5b. listing with 100,000 users: first page and a deep page")
     slow = max(s, 12)
@@ -264,7 +311,13 @@ def main():
     def verdict(ok):
         return "met" if ok else "**missed**"
 
+    read_cpu = api_read.cpu_us / raw_read.cpu_us
+    ping_cpu = ping.cpu_us / bare_ping.cpu_us
     ratios = [
+        (f"CPU per read: GET /user/{{id}} ÷ raw driver find_one ({api_read.cpu_us:,.0f} vs "
+         f"{raw_read.cpu_us:,.0f} µs)", read_cpu, "<= 1.3", read_cpu <= 1.3),
+        (f"CPU per ping: GET /ping ÷ bare poem app ({ping.cpu_us:,.1f} vs {bare_ping.cpu_us:,.1f} µs)",
+         ping_cpu, "<= 1.5", ping_cpu <= 1.5),
         ("Reads: API ÷ raw driver (throughput, 32 connections)", api_read.rps / raw_read.rps, ">= 0.85",
          api_read.rps / raw_read.rps >= 0.85),
         (f"Creates: POST /user ÷ bcrypt limit ({cores} cores ÷ {hash_ms:.0f} ms = {limit:.2f}/s)",
@@ -308,8 +361,8 @@ def main():
         lines.append(f"| {name} | {shown} | {target} | {verdict(ok) if target[0] in '<>0' else ''} |")
     lines += [
         "",
-        "| Load | Connections | Requests | Req/s | p50 ms | p99 ms | Failed |",
-        "|---|---|---|---|---|---|---|",
+        "| Load | Connections | Requests | Req/s | p50 ms | p99 ms | CPU µs/req | Failed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     lines += [load.row() for load in bench.loads]
     print("\n".join(lines))

@@ -50,9 +50,11 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    if let Err(err) = telemetry::init(&config.log_filter, config.log_format, Output::Stdout) {
-        return fail(&err);
-    }
+    // Held to the end: dropping it writes out the log lines still buffered.
+    let _log_guard = match telemetry::init(&config.log_filter, config.log_format, Output::Stdout) {
+        Ok(guard) => guard,
+        Err(err) => return fail(&err),
+    };
     let app = match Application::build(&config).await {
         Ok(app) => app,
         Err(err) => return fail(&ErrorChain(&err).to_string()),

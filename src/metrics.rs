@@ -1,23 +1,29 @@
 //! Prometheus metrics, exposed as text at `GET /metrics`: requests by route
 //! template and status, database operations, and the password-hashing queue.
 
-use std::{sync::atomic::AtomicU64, time::Duration};
+use std::{
+    sync::{atomic::AtomicU64, Arc},
+    time::Duration,
+};
 
 use prometheus_client::{
-    encoding::{text::encode, EncodeLabelSet},
+    encoding::{text::encode, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet},
     metrics::{
         counter::Counter,
         family::Family,
         gauge::Gauge,
         histogram::{exponential_buckets, Histogram},
+        MetricType,
     },
     registry::Registry,
 };
 
+use crate::telemetry;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
-    route: String,
+    route: Arc<str>,
     status: u16,
 }
 
@@ -29,6 +35,21 @@ struct DatabaseLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FormatLabels {
     format: &'static str,
+}
+
+/// Log lines the service could not write (see `telemetry::LogBuffer`),
+/// read when the metrics are rendered.
+#[derive(Debug)]
+struct DroppedLogLines;
+
+impl EncodeMetric for DroppedLogLines {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        encoder.encode_counter::<NoLabelSet, _, u64>(&telemetry::dropped_lines(), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -103,6 +124,11 @@ impl Default for Metrics {
             "The least time a failed password check takes",
             verify_floor_seconds.clone(),
         );
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because standard output could not keep up or failed",
+            DroppedLogLines,
+        );
         Self {
             registry,
             requests,
@@ -123,13 +149,13 @@ impl Metrics {
     pub fn observe_request(
         &self,
         method: &'static str,
-        route: &str,
+        route: &Arc<str>,
         status: u16,
         elapsed: Duration,
     ) {
         let labels = RequestLabels {
             method,
-            route: route.to_owned(),
+            route: route.clone(),
             status,
         };
         self.requests.get_or_create(&labels).inc();

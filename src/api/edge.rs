@@ -47,6 +47,8 @@ const MAX_REQUEST_ID_CHARS: usize = 128;
 
 pub struct Edge {
     pub routes: RouteTable,
+    /// The route label of requests no route serves.
+    pub unmatched: Arc<str>,
     pub limits: Arc<RateLimits>,
     pub authenticator: Authenticator,
     pub deadline: Duration,
@@ -63,11 +65,17 @@ impl Edge {
     ) -> poem::Result<Response> {
         let started = Instant::now();
         let method = method_label(request.method());
-        let path = request.uri().path().to_owned();
+        // Shares the request's buffer: no copy of the path.
+        let uri = request.uri().clone();
         let request_id = request_id(&request);
-        let matched = self.routes.matched(request.method(), &path);
-        let route = matched.template.unwrap_or("unmatched");
-        let span = tracing::info_span!("request", request_id = %request_id, method, route);
+        let matched = self.routes.matched(request.method(), uri.path());
+        let route = matched.template.unwrap_or(&self.unmatched);
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id.to_str().unwrap_or_default(),
+            method,
+            route = &**route
+        );
         let served = self
             .serve(endpoint.as_ref(), request, matched.operation)
             .instrument(span.clone())
@@ -75,11 +83,12 @@ impl Edge {
         let _entered = span.enter();
         let mut response = match served {
             Ok(response) => response,
-            Err(error) => errors::render(error, method, &path, self.routes.allow_header(&path)),
+            Err(error) => {
+                let allow = self.routes.allow_header(uri.path());
+                errors::render(error, method, uri.path(), allow)
+            }
         };
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert(REQUEST_ID, value);
-        }
+        response.headers_mut().insert(REQUEST_ID, request_id);
         if matched.private {
             response
                 .headers_mut()
@@ -156,21 +165,25 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// The caller's `X-Request-Id` when it is short and plain enough to log
-/// safely, otherwise a fresh one.
-fn request_id(request: &Request) -> String {
-    let safe = |id: &&str| {
+/// safely, otherwise a fresh one (a random UUID, from a generator seeded
+/// once per thread: no system call per request).
+fn request_id(request: &Request) -> HeaderValue {
+    let safe = |id: &&HeaderValue| {
+        let id = id.as_bytes();
         !id.is_empty()
             && id.len() <= MAX_REQUEST_ID_CHARS
             && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
     };
-    request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(safe)
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+    match request.headers().get(REQUEST_ID).filter(safe) {
+        Some(id) => id.clone(),
+        None => {
+            let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+            HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+        }
+    }
 }
 
 /// Sends requests from an allowed origin through CORS and the rest straight

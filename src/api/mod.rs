@@ -15,6 +15,7 @@ mod routes;
 mod spec;
 mod users;
 mod views;
+mod yaml;
 
 use std::{
     sync::{Arc, LazyLock},
@@ -22,7 +23,8 @@ use std::{
 };
 
 use poem::{
-    get, http::HeaderValue, middleware::CatchPanic, Endpoint, EndpointExt, Response, Route,
+    endpoint::BoxEndpoint, get, http::HeaderValue, middleware::CatchPanic, Endpoint, EndpointExt,
+    IntoEndpoint, Request, Response,
 };
 use poem_openapi::{ContactObject, OpenApiService, Tags};
 
@@ -79,17 +81,22 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let spec = ApiSpec::new(&service);
     let edge = Arc::new(edge::Edge {
         routes: RouteTable::new::<Apis>(&DOCUMENTATION_ROUTES),
+        unmatched: "unmatched".into(),
         limits: state.limits.clone(),
         authenticator: state.authenticator.clone(),
         deadline: state.request_timeout,
         metrics: state.metrics.clone(),
     });
     let [json, yaml, docs] = DOCUMENTATION_ROUTES;
-    let routes = Route::new()
-        .at(json, get(spec.json_endpoint()))
-        .at(yaml, get(spec.yaml_endpoint()))
-        .at(docs, get(spec.swagger_ui_endpoint()))
-        .nest("/", service)
+    let site = Site {
+        documentation: [
+            (json, get(spec.json_endpoint()).boxed()),
+            (yaml, get(spec.yaml_endpoint()).boxed()),
+            (docs, get(spec.swagger_ui_endpoint()).boxed()),
+        ],
+        api: service.into_endpoint(),
+    };
+    let routes = site
         .data(state.users)
         .data(state.authenticator)
         .data(state.limits)
@@ -106,6 +113,26 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     edge::finish(routes, state.cors_origins)
 }
 
+/// The API and, beside it, the spec and Swagger UI at their exact paths.
+/// Not a `Route` nesting the API's own router: that layer would rebuild the
+/// URI and record the matched pattern on every request, for three paths.
+struct Site<A> {
+    documentation: [(&'static str, BoxEndpoint<'static>); 3],
+    api: A,
+}
+
+impl<A: Endpoint<Output = Response>> Endpoint for Site<A> {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        let path = request.uri().path();
+        match self.documentation.iter().find(|(known, _)| *known == path) {
+            Some((_, endpoint)) => endpoint.call(request).await,
+            None => self.api.call(request).await,
+        }
+    }
+}
+
 /// The template of the route that serves `path`, such as `/user/{id}`, as
 /// logs, metrics and the spec name it.
 pub fn route_template(path: &str) -> Option<String> {
@@ -114,7 +141,13 @@ pub fn route_template(path: &str) -> Option<String> {
     ROUTES
         .matched(&poem::http::Method::GET, path)
         .template
-        .map(str::to_owned)
+        .map(|template| template.to_string())
+}
+
+/// `value` as YAML that YAML 1.1 and 1.2 parsers alike read back as
+/// `value`: how the spec is written.
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    yaml::to_string(value)
 }
 
 /// The spec as YAML, exactly as `user-api openapi` prints it.

@@ -16,8 +16,11 @@ type Served = (Method, Option<&'static Operation>);
 
 struct KnownRoute {
     segments: Vec<String>,
-    /// The template as the spec writes it, such as `/user/{id}`.
-    template: String,
+    /// How many segments are parameters: the fewer, the more specific.
+    params: usize,
+    /// The template as the spec writes it, such as `/user/{id}`: shared, so
+    /// labelling a request with it copies no text.
+    template: Arc<str>,
     methods: Vec<Served>,
     /// The methods it accepts, for `Allow`.
     allow: String,
@@ -27,7 +30,7 @@ struct KnownRoute {
 #[derive(Clone, Copy)]
 pub struct Matched<'a> {
     /// The template of the route serving the path, if any.
-    pub template: Option<&'a str>,
+    pub template: Option<&'a Arc<str>>,
     /// The operation serving the path with this method, if any.
     pub operation: Option<&'static Operation>,
     /// The route serves user data (some operation on it needs a key), so
@@ -73,7 +76,9 @@ impl RouteTable {
                         None => segment.clone(),
                     })
                     .collect::<Vec<_>>()
-                    .join("/");
+                    .join("/")
+                    .into();
+                let params = segments.iter().filter(|s| is_param(s)).count();
                 let allow = methods
                     .iter()
                     .map(|(method, _)| method.as_str())
@@ -81,6 +86,7 @@ impl RouteTable {
                     .join(", ");
                 KnownRoute {
                     segments,
+                    params,
                     template,
                     methods,
                     allow,
@@ -93,18 +99,18 @@ impl RouteTable {
     /// The route that serves `path`, preferring literal segments over
     /// parameters, as the router does (`/user/verify` before `/user/{id}`).
     fn find(&self, path: &str) -> Option<&KnownRoute> {
-        let segments: Vec<&str> = path.split('/').collect();
+        let count = path.split('/').count();
         self.0
             .iter()
             .filter(|route| {
-                route.segments.len() == segments.len()
+                route.segments.len() == count
                     && route
                         .segments
                         .iter()
-                        .zip(&segments)
+                        .zip(path.split('/'))
                         .all(|(expected, actual)| is_param(expected) || expected == actual)
             })
-            .min_by_key(|route| route.segments.iter().filter(|s| is_param(s)).count())
+            .min_by_key(|route| route.params)
     }
 
     pub fn allow_header(&self, path: &str) -> Option<String> {

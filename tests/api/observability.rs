@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{sample, wait_until, TestApp, API_KEY, PASSWORD},
+    helpers::{fresh_database, mongo_uri, sample, wait_until, TestApp, API_KEY, PASSWORD},
     process::Server,
 };
 
@@ -280,4 +280,84 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
     );
     let logs = server.logs();
     assert!(logs.contains("shutting down"), "{logs}");
+}
+
+/// Log lines leave the request path through a bounded buffer: with
+/// standard output blocked (a pipe nobody reads once the server has said
+/// where it listens), every request is still answered, and the lines that
+/// no longer fit are dropped and counted, never waited for.
+#[tokio::test]
+async fn a_blocked_stdout_never_stalls_requests_and_drops_are_counted() {
+    use std::io::{BufRead, BufReader};
+
+    use futures::{stream, StreamExt};
+
+    let mut child = crate::process::user_api()
+        .env("MONGO_URI", format!("{}/{}", mongo_uri(), fresh_database()))
+        .env("PORT", "0")
+        .env("HOST", "127.0.0.1")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _stop = KillOnDrop(&mut child);
+    let mut stdout = BufReader::new(_stop.0.stdout.take().unwrap());
+    let port = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the server exited"
+        );
+        if let Some(port) = crate::process::listening_port(&line) {
+            break port;
+        }
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let dropped = |metrics: &str| sample(metrics, "log_lines_dropped_total");
+    let metrics = || async {
+        let text = client.get(format!("{base}/metrics")).send().await.unwrap();
+        text.text().await.unwrap()
+    };
+    assert_eq!(dropped(&metrics().await), Some(0.0));
+
+    // The pipe holds 64 KiB and the buffer 2 MiB: some ten thousand access
+    // lines fill both.
+    let mut answered = 0;
+    while dropped(&metrics().await) == Some(0.0) {
+        assert!(
+            answered < 60_000,
+            "no line was dropped after {answered} requests"
+        );
+        let statuses: Vec<u16> = stream::iter(0..2_000)
+            .map(|_| async {
+                let reply = client.get(format!("{base}/ping")).send().await.unwrap();
+                reply.status().as_u16()
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        assert!(statuses.iter().all(|status| *status == 200));
+        answered += statuses.len();
+    }
+    let after = dropped(&metrics().await).unwrap();
+    assert!(after > 0.0);
+    // Still answering at once, and still counting.
+    let reply = client.get(format!("{base}/ping")).send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert!(dropped(&metrics().await).unwrap() > after);
+}
+
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -80,7 +80,7 @@ fn collect(
 }
 
 /// The port in a line such as `… listening on 127.0.0.1:43127`.
-fn listening_port(line: &str) -> Option<u16> {
+pub fn listening_port(line: &str) -> Option<u16> {
     let (_, rest) = line.split_once("listening on ")?;
     let address: String = rest
         .chars()
@@ -185,8 +185,20 @@ impl Server {
         self.logs.lock().unwrap().clone()
     }
 
-    /// Stops the server (if it still runs) and returns everything it wrote.
+    /// Stops the server (if it still runs) as an orchestrator does, with
+    /// SIGTERM, so it writes out the log lines it still buffers, and
+    /// returns everything it wrote. Kills it if it has not exited in 15 s.
     pub fn logs(mut self) -> String {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         for reader in std::mem::take(&mut self.readers) {

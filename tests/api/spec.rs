@@ -200,3 +200,150 @@ fn the_readme_api_table_matches_the_spec() {
         .sum();
     assert_eq!(checked, operations, "every operation has a row");
 }
+
+/// PyYAML, a YAML 1.1 loader, reads `yaml` (given as a JSON string on
+/// stdin) and prints what it read as JSON. Timestamps it resolves are
+/// printed as `datetime(...)`, so a difference shows what went wrong.
+const PYYAML_LOAD: &str = r#"
+import json, sys, yaml
+document = yaml.safe_load(json.load(sys.stdin))
+print(json.dumps(document, default=repr))
+"#;
+
+#[tokio::test]
+async fn a_yaml_1_1_loader_reads_the_committed_spec_as_the_json_one() {
+    let app = TestApp::spawn().await;
+    let served: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let read = crate::reference::run_python(PYYAML_LOAD, &[], &Value::from(COMMITTED));
+    if read != served {
+        let differences = differences(&read, &served, "");
+        panic!(
+            "PyYAML reads openapi.yaml differently from /openapi.json at {} places, first: {:?}",
+            differences.len(),
+            &differences[..differences.len().min(5)]
+        );
+    }
+}
+
+#[test]
+fn text_that_yaml_1_1_would_retype_is_written_so_it_reads_back_unchanged() {
+    // What YAML 1.1 resolves to other types, what YAML needs escaped, and
+    // what it treats as line breaks, as keys and values at every depth.
+    let awkward = [
+        "2026-01-31T09:30:00.000Z",
+        "2026-01-31",
+        "yes",
+        "No",
+        "ON",
+        "off",
+        "y",
+        "n",
+        "null",
+        "Null",
+        "~",
+        "",
+        "true",
+        "1e3",
+        "1_000",
+        "0x1F",
+        "0o17",
+        "017",
+        "1:20",
+        ".inf",
+        "-.5",
+        "+1",
+        "<<",
+        "=",
+        "- x",
+        "? x",
+        "a: b",
+        "a #b",
+        "#a",
+        "@a",
+        "`a",
+        "!a",
+        "&a",
+        "*a",
+        "%a",
+        "|a",
+        ">a",
+        "'a'",
+        "\"a\"",
+        "{a}",
+        "[a]",
+        " leading",
+        "trailing ",
+        "two  spaces",
+        "tab\there",
+        "line\nbreak",
+        "ends with a break\n",
+        "\n starts with one",
+        "  indented\nlines",
+        "trailing space \non a line",
+        "nul \u{0} and bell \u{7} and del \u{7f}",
+        "next line \u{85} separators \u{2028} \u{2029}",
+        "bom \u{feff}",
+        "zero width \u{200b} joiner \u{200d}",
+        "José bücher.de 東京 😀",
+        "/user/{id}",
+        "back\\slash \"quotes\"",
+    ];
+    let strings: Vec<Value> = awkward.iter().map(|text| Value::from(*text)).collect();
+    let keyed: serde_json::Map<String, Value> = awkward
+        .iter()
+        .filter(|text| !text.is_empty())
+        .map(|text| ((*text).to_owned(), Value::from(*text)))
+        .collect();
+    let document = serde_json::json!({
+        "strings": strings,
+        "keys": keyed,
+        "numbers": [0, -1, 65536, 0.5, 1e-7, 2.5e20, -3.0, 1.0],
+        "flags": [true, false, null],
+        "nested": [[[]], [{}], [{"a": [{"b": {"c": ["x", ["y"]]}}]}], {"": "empty key"}],
+        "empty": {"list": [], "map": {}},
+    });
+    let yaml = user_api::api::to_yaml(&document);
+    let read = crate::reference::run_python(PYYAML_LOAD, &[], &Value::from(yaml.as_str()));
+    let differences = differences(&read, &document, "");
+    assert!(
+        differences.is_empty(),
+        "PyYAML reads back differently: {differences:?}\n--- the YAML:\n{yaml}"
+    );
+    // And a YAML 1.2 reader too.
+    let read: Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(read, document);
+}
+
+/// Where two JSON values differ, by path (numbers compared as numbers).
+fn differences(left: &Value, right: &Value, path: &str) -> Vec<String> {
+    match (left, right) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut found = Vec::new();
+            for key in a.keys().chain(b.keys().filter(|key| !a.contains_key(*key))) {
+                let at = format!("{path}/{key}");
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => found.extend(differences(x, y, &at)),
+                    (x, y) => found.push(format!("{at}: {x:?} vs {y:?}")),
+                }
+            }
+            found
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .flat_map(|(i, (x, y))| differences(x, y, &format!("{path}/{i}")))
+            .collect(),
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => Vec::new(),
+        (a, b) if a == b => Vec::new(),
+        (a, b) => vec![format!("{path}: {a} vs {b}")],
+    }
+}
