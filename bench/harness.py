@@ -36,8 +36,9 @@ class Load:
 
     @property
     def cpu_us(self):
-        """CPU per successful request, in microseconds."""
-        if self.cpu_ticks is None or self.requests == 0:
+        """CPU per successful request, in microseconds; None where not
+        measured, or where the load was too short for the clock's ticks."""
+        if self.cpu_ticks is None or self.requests == 0 or self.cpu_ticks < 10:
             return None
         return self.cpu_ticks * 1e6 / CLOCK_TICKS / self.requests
 

@@ -242,6 +242,18 @@ pub struct LimitsConfig {
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 15_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
+
+    /// How long a client may take to send a request's head (line and
+    /// headers), from connecting or from its previous response; past it the
+    /// connection is closed. Idle keep-alive connections close after it too.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_ms: u64,
+
+    /// Connections served at once; past it, each new connection replaces the
+    /// one idle longest. Default: the file-descriptor limit less 128.
+    #[arg(long, env = "MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
 }
 
 /// An IP address (a single host) or a CIDR range.

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod probe;
 pub mod readiness;
+pub mod server;
 pub mod service;
 pub mod startup;
 pub mod store;

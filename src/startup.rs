@@ -7,11 +7,8 @@ use mongodb::{
     options::{Acknowledgment, ClientOptions, WriteConcern},
     Client, Database,
 };
-use poem::{
-    endpoint::BoxEndpoint,
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
-    EndpointExt, Response, Server,
-};
+use poem::{endpoint::BoxEndpoint, EndpointExt, Response};
+use tokio::net::TcpListener;
 
 use crate::{
     api::{self, AppState, Authenticator, RateLimits},
@@ -19,6 +16,7 @@ use crate::{
     hashing::{HashingError, HashingLimits, PasswordHasher},
     metrics::Metrics,
     readiness,
+    server::{self, ConnectionLimits},
     service::UserService,
     store::{IdempotencyStore, LockoutPolicy, LockoutStore, UserStore},
 };
@@ -42,9 +40,10 @@ pub enum StartupError {
 }
 
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: TcpListener,
     port: u16,
     app: BoxEndpoint<'static, Response>,
+    connections: ConnectionLimits,
     shutdown_grace: Duration,
 }
 
@@ -110,19 +109,21 @@ impl Application {
         .boxed();
 
         let address = SocketAddr::new(config.host, config.port);
-        let acceptor = TcpListener::bind(address)
-            .into_acceptor()
+        let listener = TcpListener::bind(address)
             .await
             .map_err(|source| StartupError::Bind { address, source })?;
-        let port = acceptor
+        let port = listener
             .local_addr()
-            .first()
-            .and_then(|local| local.as_socket_addr().map(SocketAddr::port))
-            .unwrap_or(config.port);
+            .map_or(config.port, |local| local.port());
+        let connections = ConnectionLimits {
+            header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
+            max_connections: connection_cap(limits.max_connections),
+        };
         Ok(Self {
-            acceptor,
+            listener,
             port,
             app,
+            connections,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
@@ -134,9 +135,37 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting connections
     /// and lets requests in flight finish, for up to the grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.app, shutdown, Some(self.shutdown_grace))
-            .await
+        server::serve(
+            self.listener,
+            Arc::new(self.app),
+            self.connections,
+            shutdown,
+            self.shutdown_grace,
+        )
+        .await
+    }
+}
+
+/// `MAX_CONNECTIONS`, or the default the file-descriptor limit allows;
+/// logged either way, as an operator sizing `ulimit -n` needs to know.
+fn connection_cap(configured: Option<u32>) -> usize {
+    let (default, limit) = server::default_max_connections();
+    let limit = limit.map_or_else(|| "unlimited".to_owned(), |limit| limit.to_string());
+    match configured {
+        Some(cap) => {
+            tracing::info!(
+                "serving at most {cap} connections at once (MAX_CONNECTIONS; \
+                 file-descriptor limit {limit})"
+            );
+            cap as usize
+        }
+        None => {
+            tracing::info!(
+                "serving at most {default} connections at once (the file-descriptor \
+                 limit {limit} less 128; set MAX_CONNECTIONS to change it)"
+            );
+            default
+        }
     }
 }
 

@@ -153,6 +153,8 @@ fn every_invalid_setting_stops_startup_with_a_one_line_reason() {
         ("HASH_QUEUE_MAX", &["-1"]),
         ("HASH_QUEUE_WAIT_MS", &["soon"]),
         ("REQUEST_TIMEOUT_MS", &["0"]),
+        ("HEADER_READ_TIMEOUT_MS", &["0", "10s"]),
+        ("MAX_CONNECTIONS", &["0", "-1", "unlimited"]),
     ];
     let covered: Vec<&str> = invalid.iter().map(|(variable, _)| *variable).collect();
     for variable in help_settings().keys() {

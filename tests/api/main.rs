@@ -4,12 +4,14 @@
 mod auth;
 mod cli;
 mod concurrency;
+mod connections;
 mod create;
 mod flask;
 mod hashes;
 mod helpers;
 mod idempotency;
 mod import;
+mod instances;
 mod legacy;
 mod lifecycle;
 mod limits;

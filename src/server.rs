@@ -1,0 +1,275 @@
+//! The HTTP server: the app, served by hyper (HTTP/1.1, and HTTP/2 with
+//! prior knowledge) on each accepted connection, with the connection-level
+//! limits poem's own server leaves out.
+//!
+//! - **Header-read timeout.** A client must send a request's head (its line
+//!   and headers) within `HEADER_READ_TIMEOUT_MS` of the connection opening
+//!   or of the previous response; otherwise the connection is closed. So a
+//!   slow or silent client (slowloris) holds a connection for that long at
+//!   most, and an idle keep-alive connection closes after it too.
+//!   `REQUEST_TIMEOUT_MS` then bounds the request itself.
+//! - **Connection cap.** At most `MAX_CONNECTIONS` are served at once (by
+//!   default, the file-descriptor limit less a reserve for the database
+//!   pool and the process itself). A new connection past the cap takes the
+//!   place of the one that has been open longest with no request in
+//!   progress (idle between requests, or still sending its head), which is
+//!   closed; connections with a request in progress are never touched. If
+//!   every connection is busy, the new one waits until one finishes.
+//! - **Graceful shutdown.** When told to stop, no connection is accepted
+//!   any more; each open one finishes the request it is serving and
+//!   closes, for up to the grace period.
+
+use std::{
+    collections::BTreeMap,
+    convert::Infallible,
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
+    time::Duration,
+};
+
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use poem::{
+    endpoint::BoxEndpoint,
+    http::uri::Scheme,
+    web::{LocalAddr, RemoteAddr},
+    Addr, Endpoint, Response,
+};
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::sync::CancellationToken;
+
+/// File descriptors kept free below the limit for what is not a client
+/// connection: the database pool and its monitors, the log, the listener.
+const RESERVED_DESCRIPTORS: u64 = 128;
+
+/// The default connection cap: the process's file-descriptor limit less
+/// [`RESERVED_DESCRIPTORS`], at least 16; and the limit it comes from.
+pub fn default_max_connections() -> (usize, Option<u64>) {
+    let limit = descriptor_limit();
+    let cap = limit.map_or(1024, |limit| {
+        limit.saturating_sub(RESERVED_DESCRIPTORS).max(16)
+    });
+    (usize::try_from(cap).unwrap_or(usize::MAX), limit)
+}
+
+/// The soft limit on open file descriptors, where the system says.
+fn descriptor_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let status = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    (status == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// One open connection, as the accept loop sees it.
+struct Open {
+    /// Requests it is serving now.
+    busy: Arc<AtomicUsize>,
+    /// Cancelled to close it at once (it has been chosen to make room).
+    close: CancellationToken,
+}
+
+/// The open connections, oldest first (ids only grow).
+#[derive(Default)]
+struct Connections {
+    open: Mutex<BTreeMap<u64, Open>>,
+    /// Signalled whenever a connection ends.
+    ended: Notify,
+}
+
+impl Connections {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Open>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes room for one more connection under `cap`, closing the oldest
+    /// idle one if need be; false if every connection is busy.
+    fn make_room(&self, cap: usize) -> bool {
+        let mut open = self.lock();
+        if open.len() < cap {
+            return true;
+        }
+        let idle = open
+            .iter()
+            .find(|(_, connection)| connection.busy.load(Ordering::Acquire) == 0)
+            .map(|(id, _)| *id);
+        match idle.and_then(|id| open.remove(&id)) {
+            Some(closed) => {
+                closed.close.cancel();
+                tracing::debug!("at the connection cap: closed the oldest idle connection");
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn ended(&self, id: u64) {
+        self.lock().remove(&id);
+        self.ended.notify_waiters();
+    }
+}
+
+/// Counts a request in progress on its connection for as long as it lives.
+struct InProgress(Arc<AtomicUsize>);
+
+impl InProgress {
+    fn start(busy: &Arc<AtomicUsize>) -> Self {
+        busy.fetch_add(1, Ordering::AcqRel);
+        Self(busy.clone())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets the
+/// requests in flight finish, for up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<BoxEndpoint<'static, Response>>,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    let connections = Arc::new(Connections::default());
+    let stopping = CancellationToken::new();
+    let mut next_id = 0_u64;
+    tokio::pin!(shutdown);
+    'accept: loop {
+        let (stream, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors or memory, or the client gave up:
+                    // none of it is fatal. Pause so a shortage is not a spin.
+                    tracing::warn!("cannot accept a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            let ended = connections.ended.notified();
+            if connections.make_room(limits.max_connections) {
+                break;
+            }
+            tokio::select! {
+                () = &mut shutdown => break 'accept,
+                () = ended => {}
+            }
+        }
+        let id = next_id;
+        next_id += 1;
+        let busy = Arc::new(AtomicUsize::new(0));
+        let close = CancellationToken::new();
+        connections.lock().insert(
+            id,
+            Open {
+                busy: busy.clone(),
+                close: close.clone(),
+            },
+        );
+        let connection = Connection {
+            app: app.clone(),
+            local,
+            remote,
+            busy,
+            header_read_timeout: limits.header_read_timeout,
+        };
+        let connections = connections.clone();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = connection.serve(stream, stopping) => {}
+                () = close.cancelled() => {}
+            }
+            connections.ended(id);
+        });
+    }
+    drop(listener);
+    stopping.cancel();
+    let drained = async {
+        loop {
+            let ended = connections.ended.notified();
+            if connections.lock().is_empty() {
+                return;
+            }
+            ended.await;
+        }
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            "requests still in flight after the {} s grace period",
+            grace.as_secs()
+        );
+    }
+    Ok(())
+}
+
+struct Connection {
+    app: Arc<BoxEndpoint<'static, Response>>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    busy: Arc<AtomicUsize>,
+    header_read_timeout: Duration,
+}
+
+impl Connection {
+    async fn serve(self, stream: tokio::net::TcpStream, stopping: CancellationToken) {
+        let Self {
+            app,
+            local,
+            remote,
+            busy,
+            header_read_timeout,
+        } = self;
+        let service = hyper::service::service_fn(move |request| {
+            let app = app.clone();
+            let in_progress = InProgress::start(&busy);
+            async move {
+                let request = poem::Request::from((
+                    request,
+                    LocalAddr(Addr::SocketAddr(local)),
+                    RemoteAddr(Addr::SocketAddr(remote)),
+                    Scheme::HTTP,
+                ));
+                let response = app.get_response(request).await;
+                drop(in_progress);
+                Ok::<_, Infallible>(hyper::Response::from(response))
+            }
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = stopping.cancelled() => {}
+        }
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
+    }
+}

@@ -1,0 +1,190 @@
+//! Connection-level limits, over raw TCP against the binary: slow and idle
+//! clients are cut off after the header-read timeout, and past the
+//! connection cap idle connections make room while busy ones are kept.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::process::Server;
+
+/// Reads until the server closes the connection (or `limit` passes) and
+/// returns what it sent and when it closed.
+async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option<Instant>) {
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (received, Some(Instant::now())),
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => return (received, None),
+        }
+    }
+}
+
+const HALF_SENT: &[u8] = b"GET /ping HTTP/1.1\r\nHost: x\r\n";
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_cut_off_after_the_timeout() {
+    let (_server, base) = Server::start(|command| {
+        command.env("HEADER_READ_TIMEOUT_MS", "700");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let opened = Instant::now();
+    stream.write_all(HALF_SENT).await.unwrap();
+    let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
+    let closed = closed.expect("the half-sent connection is still open after 10 s");
+    let after = closed - opened;
+    assert!(
+        after >= Duration::from_millis(600) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+    // Closed without a request being served.
+    assert!(
+        received.is_empty() || received.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
+    let (_server, base) = Server::start(|command| {
+        command.env("HEADER_READ_TIMEOUT_MS", "700");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = Instant::now();
+    let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(!text.to_ascii_lowercase().contains("connection: close"));
+    let after = closed.expect("the idle connection is still open after 10 s") - answered;
+    assert!(
+        after >= Duration::from_millis(600) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn past_the_cap_idle_connections_make_room_and_busy_ones_are_kept() {
+    let (server, base) = Server::start(|command| {
+        command
+            .env("MAX_CONNECTIONS", "8")
+            .env("HEADER_READ_TIMEOUT_MS", "60000")
+            .env("RUST_LOG", "info");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+
+    // A request in progress: its head is in, its body is not yet.
+    let body = br#"{"name": "Ada", "email": "ada@example.com", "password": "Password@123"}"#;
+    let mut busy = TcpStream::connect(&address).await.unwrap();
+    busy.write_all(
+        format!(
+            "POST /user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            crate::helpers::API_KEY,
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    busy.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Far more half-sent connections than the cap allows.
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream.write_all(HALF_SENT).await.unwrap();
+        slow.push(stream);
+    }
+
+    // A new client is still answered at once.
+    let started = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let ping = client.get(format!("{base}/ping")).send().await.unwrap();
+    assert_eq!(ping.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Most of the idle ones were closed to make room (at most 8 are open).
+    let mut closed = 0;
+    for stream in &mut slow {
+        let (_, at) = until_closed(stream, Duration::from_millis(200)).await;
+        closed += usize::from(at.is_some());
+    }
+    assert!(
+        closed >= 40 - 8,
+        "only {closed} of 40 idle connections were closed"
+    );
+
+    // The busy one was never touched: it finishes and is answered.
+    busy.write_all(&body[10..]).await.unwrap();
+    let mut answer = vec![0_u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), busy.read_exact(&mut answer))
+        .await
+        .expect("the busy connection is answered")
+        .expect("the busy connection is still open");
+    assert_eq!(
+        &answer,
+        b"HTTP/1.1 201",
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    let logs = server.logs();
+    assert!(
+        logs.contains("serving at most 8 connections at once (MAX_CONNECTIONS"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn the_default_cap_follows_the_descriptor_limit_and_is_logged() {
+    let (server, _base) = Server::start(|command| {
+        command.env("RUST_LOG", "info");
+    })
+    .await;
+    let logs = server.logs();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("connections at once"))
+        .unwrap_or_else(|| panic!("no connection cap was logged:\n{logs}"));
+    // What this process's children inherit, as the shell reports it.
+    let limit = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n"])
+        .output()
+        .unwrap();
+    let limit: u64 = String::from_utf8(limit.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let expected = limit.saturating_sub(128).max(16);
+    assert!(
+        line.contains(&format!("serving at most {expected} connections at once")),
+        "{line} (ulimit -n is {limit})"
+    );
+}
