@@ -1,4 +1,4 @@
-# Shared by scripts/run and scripts/test: a local SecantusDB for development.
+# Shared by the scripts: a local SecantusDB for development, pinned tools.
 # Sourced, not executed.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,6 +50,21 @@ ensure_command() {
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get install -y -q "$package" >/dev/null 2>&1 ||
     { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "$package" >/dev/null; }
+}
+
+# The npm tools pinned in contract/package-lock.json (Spectral, dclint, the
+# SDK generators), installed again only when the lock file changes.
+ensure_node_tools() {
+  local contract="$ROOT/contract" stamp wanted
+  stamp="$contract/node_modules/.package-lock.sha256"
+  wanted="$(sha256sum "$contract/package-lock.json" | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
+    return 0
+  fi
+  ensure_command npm npm
+  log "Installing the contract's npm tools (contract/package-lock.json) ..."
+  (cd "$contract" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$wanted" >"$stamp"
 }
 
 # SecantusDB, the local MongoDB-compatible server, in .local/venv.
