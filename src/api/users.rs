@@ -310,6 +310,13 @@ pub enum Deleted {
     NoContent,
 }
 
+#[derive(ApiResponse)]
+pub enum LockoutCleared {
+    /// The lockout was cleared: the user may verify again at once. No body.
+    #[oai(status = 204)]
+    NoContent,
+}
+
 /// Whether writes must carry `If-Match` (REQUIRE_IF_MATCH).
 #[derive(Clone, Copy)]
 pub struct ConditionalWrites {
@@ -425,9 +432,9 @@ impl UserApi {
         users: Data<&UserService>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
-    ) -> Result<Deleted, Failure<ClearLockout>> {
+    ) -> Result<LockoutCleared, Failure<ClearLockout>> {
         users.clear_lockout(parse_id(&id)?).await?;
-        Ok(Deleted::NoContent)
+        Ok(LockoutCleared::NoContent)
     }
 
     /// List and find users

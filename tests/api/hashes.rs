@@ -2,22 +2,13 @@
 //! by its reference library at test time, and the upgrade to bcrypt.
 
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
-    helpers::{Reply, TestApp},
+    helpers::TestApp,
     reference::{self, Scheme},
 };
-
-async fn verify(app: &TestApp, email: &str, password: &str) -> Reply {
-    app.request(
-        Method::POST,
-        "/user/verify",
-        Some(json!({ "email": email, "password": password })),
-    )
-    .await
-}
 
 /// Stores a user whose password hash another system made, as an import or
 /// a migration leaves it.
@@ -45,7 +36,7 @@ async fn every_common_format_verifies_then_becomes_bcrypt() {
         let email = format!("{scheme:?}@example.com").to_lowercase();
         let id = insert_with_hash(&app, &email, hash).await;
 
-        verify(&app, &email, "Zoë's Pass#1 u")
+        app.verify(&email, "Zoë's Pass#1 u")
             .await
             .assert_error(401, "invalid_credentials");
         assert_eq!(
@@ -54,7 +45,7 @@ async fn every_common_format_verifies_then_becomes_bcrypt() {
             "{scheme:?}: a failed verify changes nothing"
         );
 
-        let reply = verify(&app, &email, password).await;
+        let reply = app.verify(&email, password).await;
         assert_eq!(
             reply.status,
             StatusCode::OK,
@@ -68,7 +59,7 @@ async fn every_common_format_verifies_then_becomes_bcrypt() {
             "{scheme:?}: {hash} became {upgraded}"
         );
         assert!(bcrypt::verify(password, &upgraded).unwrap(), "{scheme:?}");
-        let again = verify(&app, &email, password).await;
+        let again = app.verify(&email, password).await;
         assert_eq!(again.status, StatusCode::OK, "{scheme:?}");
         assert_eq!(
             app.stored_hash(&id).await,
@@ -87,11 +78,11 @@ async fn an_attempt_containing_nul_never_matches() {
         .post_user(json!({ "name": "Ada", "email": "ada@example.com", "password": "Abcdef1!" }))
         .await;
     assert_eq!(reply.status, StatusCode::CREATED);
-    verify(&app, "ada@example.com", "Abcdef1!\u{0}Abcdef1!")
+    app.verify("ada@example.com", "Abcdef1!\u{0}Abcdef1!")
         .await
         .assert_error(401, "invalid_credentials");
     assert_eq!(
-        verify(&app, "ada@example.com", "Abcdef1!").await.status,
+        app.verify("ada@example.com", "Abcdef1!").await.status,
         StatusCode::OK
     );
     let with_nul = app
@@ -108,7 +99,7 @@ async fn an_attempt_containing_nul_never_matches() {
 async fn an_unusable_stored_hash_is_a_plain_401() {
     let app = TestApp::spawn().await;
     insert_with_hash(&app, "odd@example.com", "Password@123").await;
-    verify(&app, "odd@example.com", "Password@123")
+    app.verify("odd@example.com", "Password@123")
         .await
         .assert_error(401, "invalid_credentials");
 }
@@ -148,7 +139,7 @@ async fn a_failed_verify_takes_the_same_time_whatever_the_hash() {
     let app = &app;
     let attempt = |email: String| async move {
         let started = Instant::now();
-        verify(app, &email, "Wrong#Pass1")
+        app.verify(&email, "Wrong#Pass1")
             .await
             .assert_error(401, "invalid_credentials");
         started.elapsed()

@@ -147,6 +147,20 @@ impl Reply {
     }
 
     #[track_caller]
+    /// The URL inside `Link: <...>; rel="next"`.
+    pub fn next_link(&self) -> Option<String> {
+        let link = self.header("link")?;
+        let url = link.strip_prefix('<')?.split_once('>')?;
+        assert_eq!(url.1, "; rel=\"next\"", "{link}");
+        Some(url.0.to_owned())
+    }
+
+    /// The ids of the users a listing returned, in its order.
+    pub fn ids(&self) -> Vec<String> {
+        let users = self.data().as_array().expect("a list of users");
+        users.iter().map(|user| id(user).to_owned()).collect()
+    }
+
     pub fn assert_status_only(&self, status: u16) {
         assert_eq!(self.status.as_u16(), status, "{}", self.text);
     }
@@ -271,6 +285,24 @@ impl TestApp {
     pub async fn delete_user(&self, id: &str) -> Reply {
         self.request(Method::DELETE, &format!("/user/{id}"), None)
             .await
+    }
+
+    pub async fn verify(&self, email: &str, password: &str) -> Reply {
+        let body = json!({ "email": email, "password": password });
+        self.request(Method::POST, "/user/verify", Some(body)).await
+    }
+
+    /// Every page of a listing, following `Link` from `url`; each one 200.
+    pub async fn all_pages(&self, url: &str) -> Vec<Reply> {
+        let mut pages = Vec::new();
+        let mut next = Some(url.to_owned());
+        while let Some(url) = next {
+            let page = self.get(&url).await;
+            assert_eq!(page.status, StatusCode::OK, "{url}: {}", page.text);
+            next = page.next_link();
+            pages.push(page);
+        }
+        pages
     }
 
     /// Creates a user and returns its `data`.

@@ -20,15 +20,6 @@ async fn import(app: &TestApp, users: Value) -> Reply {
     .await
 }
 
-async fn verify(app: &TestApp, email: &str, password: &str) -> Reply {
-    app.request(
-        Method::POST,
-        "/user/verify",
-        Some(json!({ "email": email, "password": password })),
-    )
-    .await
-}
-
 fn results(reply: &Reply) -> &Vec<Value> {
     reply.data()["results"].as_array().expect("results")
 }
@@ -66,7 +57,7 @@ async fn users_come_in_with_every_format_and_verify_with_their_passwords() {
             hash,
             "{scheme:?}: kept as it came"
         );
-        let verified = verify(&app, &email, password).await;
+        let verified = app.verify(&email, password).await;
         assert_eq!(
             verified.status,
             StatusCode::OK,
@@ -78,7 +69,7 @@ async fn users_come_in_with_every_format_and_verify_with_their_passwords() {
             "{scheme:?}"
         );
     }
-    let plain = verify(&app, "plain@example.com", PASSWORD).await;
+    let plain = app.verify("plain@example.com", PASSWORD).await;
     assert_eq!(plain.status, StatusCode::OK);
 }
 

@@ -9,15 +9,6 @@ use serde_json::json;
 
 use crate::helpers::{fresh_database, id, Reply, TestApp, PASSWORD};
 
-async fn verify(app: &TestApp, email: &str, password: &str) -> Reply {
-    app.request(
-        Method::POST,
-        "/user/verify",
-        Some(json!({ "email": email, "password": password })),
-    )
-    .await
-}
-
 /// A sample's value from /metrics, 0 when it has none yet.
 async fn checks(app: &TestApp, format: &str) -> f64 {
     app.metric(&format!(
@@ -88,28 +79,11 @@ async fn the_filter_pages_with_every_user_once() {
             disabled.push(id(reply.data()).to_owned());
         }
     }
-    let mut seen = Vec::new();
-    let mut next = Some("/user?disabled=true&limit=2".to_owned());
-    while let Some(url) = next {
-        let page = app.get(&url).await;
-        seen.extend(
-            page.data()
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|u| id(u).to_owned()),
-        );
-        next = page.header("link").map(|link| {
-            link.trim_start_matches('<')
-                .split('>')
-                .next()
-                .unwrap()
-                .to_owned()
-        });
-        if let Some(url) = &next {
-            assert!(url.contains("disabled=true"), "{url}");
-        }
+    let pages = app.all_pages("/user?disabled=true&limit=2").await;
+    for url in pages.iter().filter_map(Reply::next_link) {
+        assert!(url.contains("disabled=true"), "{url}");
     }
+    let seen: Vec<String> = pages.iter().flat_map(Reply::ids).collect();
     assert_eq!(seen, disabled);
 }
 
@@ -125,20 +99,20 @@ async fn verify_answers_in_order() {
     )
     .await;
 
-    let unknown = verify(&app, "nobody@example.com", PASSWORD).await;
+    let unknown = app.verify("nobody@example.com", PASSWORD).await;
     unknown.assert_error(401, "invalid_credentials");
-    let wrong_of_disabled = verify(&app, "off@example.com", "Password@999").await;
+    let wrong_of_disabled = app.verify("off@example.com", "Password@999").await;
     wrong_of_disabled.assert_error(401, "invalid_credentials");
     assert_eq!(
         unknown.body, wrong_of_disabled.body,
         "nothing tells them apart"
     );
 
-    verify(&app, "off@example.com", PASSWORD)
+    app.verify("off@example.com", PASSWORD)
         .await
         .assert_error(403, "user_disabled");
 
-    let verified = verify(&app, "ada@example.com", PASSWORD).await;
+    let verified = app.verify("ada@example.com", PASSWORD).await;
     assert_eq!(verified.status, StatusCode::OK);
     assert_eq!(verified.data()["id"], ada["id"]);
     assert!(verified.data()["last_verified_at"].is_string());
@@ -154,13 +128,13 @@ async fn failures_lock_an_email_out_with_no_password_checked() {
     .await;
     let ada = app.create_user("Ada", "ada@example.com").await;
     for _ in 0..3 {
-        verify(&app, "ada@example.com", "Password@999")
+        app.verify("ada@example.com", "Password@999")
             .await
             .assert_error(401, "invalid_credentials");
     }
     let before = checks(&app, "bcrypt").await;
     // Even the right password: the email is locked out.
-    let locked = verify(&app, "ADA@example.com", PASSWORD).await;
+    let locked = app.verify("ADA@example.com", PASSWORD).await;
     locked.assert_error(429, "too_many_failures");
     assert!(
         (299..=300).contains(&retry_after(&locked)),
@@ -175,9 +149,9 @@ async fn failures_lock_an_email_out_with_no_password_checked() {
 
     // An unknown email locks out the same way: the lockout reveals nothing.
     for _ in 0..3 {
-        verify(&app, "nobody@example.com", PASSWORD).await;
+        app.verify("nobody@example.com", PASSWORD).await;
     }
-    verify(&app, "nobody@example.com", PASSWORD)
+    app.verify("nobody@example.com", PASSWORD)
         .await
         .assert_error(429, "too_many_failures");
 
@@ -187,7 +161,7 @@ async fn failures_lock_an_email_out_with_no_password_checked() {
         .await;
     cleared.assert_status_only(204);
     assert_eq!(
-        verify(&app, "ada@example.com", PASSWORD).await.status,
+        app.verify("ada@example.com", PASSWORD).await.status,
         StatusCode::OK
     );
     app.request(
@@ -207,27 +181,27 @@ async fn a_success_clears_the_count_and_lockouts_double() {
     })
     .await;
     app.create_user("Ada", "ada@example.com").await;
-    verify(&app, "ada@example.com", "Password@999").await;
+    app.verify("ada@example.com", "Password@999").await;
     assert_eq!(
-        verify(&app, "ada@example.com", PASSWORD).await.status,
+        app.verify("ada@example.com", PASSWORD).await.status,
         StatusCode::OK
     );
     // Two fresh failures are allowed again after the success.
     for _ in 0..2 {
-        verify(&app, "ada@example.com", "Password@999")
+        app.verify("ada@example.com", "Password@999")
             .await
             .assert_error(401, "invalid_credentials");
     }
-    let first = verify(&app, "ada@example.com", "Password@999").await;
+    let first = app.verify("ada@example.com", "Password@999").await;
     first.assert_error(429, "too_many_failures");
     assert_eq!(retry_after(&first), 1);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for _ in 0..2 {
-        verify(&app, "ada@example.com", "Password@999")
+        app.verify("ada@example.com", "Password@999")
             .await
             .assert_error(401, "invalid_credentials");
     }
-    let second = verify(&app, "ada@example.com", "Password@999").await;
+    let second = app.verify("ada@example.com", "Password@999").await;
     second.assert_error(429, "too_many_failures");
     assert_eq!(
         retry_after(&second),
@@ -251,7 +225,7 @@ async fn fifty_parallel_guesses_run_at_most_the_threshold_of_checks() {
     let replies = join_all(
         guesses
             .iter()
-            .map(|guess| verify(&app, "ada@example.com", guess)),
+            .map(|guess| app.verify("ada@example.com", guess)),
     )
     .await;
     let refused = replies
@@ -278,12 +252,12 @@ async fn the_threshold_holds_across_instances() {
     let two = TestApp::spawn_on(&database, limit).await;
     one.create_user("Ada", "ada@example.com").await;
     for app in [&one, &two, &one, &two] {
-        verify(app, "ada@example.com", "Password@999")
+        app.verify("ada@example.com", "Password@999")
             .await
             .assert_error(401, "invalid_credentials");
     }
     for app in [&one, &two] {
-        verify(app, "ada@example.com", PASSWORD)
+        app.verify("ada@example.com", PASSWORD)
             .await
             .assert_error(429, "too_many_failures");
     }

@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Reply, TestApp};
+use crate::helpers::TestApp;
 
 async fn create_many(app: &TestApp, count: usize) -> Vec<String> {
     let mut ids = Vec::new();
@@ -14,24 +14,6 @@ async fn create_many(app: &TestApp, count: usize) -> Vec<String> {
         ids.push(user["id"].as_str().unwrap().to_owned());
     }
     ids
-}
-
-fn ids(reply: &Reply) -> Vec<String> {
-    reply
-        .data()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|user| user["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The URL inside `Link: <...>; rel="next"`.
-fn next_link(reply: &Reply) -> Option<String> {
-    let link = reply.header("link")?;
-    let url = link.strip_prefix('<')?.split_once('>')?;
-    assert_eq!(url.1, "; rel=\"next\"", "{link}");
-    Some(url.0.to_owned())
 }
 
 #[tokio::test]
@@ -58,16 +40,16 @@ async fn following_next_visits_every_user_once_in_creation_order() {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         assert_eq!(reply.body["page"]["limit"], 3);
         pages += 1;
-        seen.extend(ids(&reply));
+        seen.extend(reply.ids());
         match reply.body["page"]["next"].as_str() {
             Some(cursor) => {
-                assert_eq!(ids(&reply).len(), 3);
-                let link = next_link(&reply).expect("a Link header when more follow");
+                assert_eq!(reply.ids().len(), 3);
+                let link = reply.next_link().expect("a Link header when more follow");
                 assert!(link.contains(&format!("after={cursor}")), "{link}");
                 path = format!("/user?limit=3&after={cursor}");
             }
             None => {
-                assert!(next_link(&reply).is_none());
+                assert!(reply.next_link().is_none());
                 break;
             }
         }
@@ -86,8 +68,8 @@ async fn the_link_header_is_a_working_url() {
     while let Some(path) = next {
         let reply = app.get(&path).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        seen.extend(ids(&reply));
-        next = next_link(&reply);
+        seen.extend(reply.ids());
+        next = reply.next_link();
     }
     assert_eq!(seen, created);
 }
@@ -107,7 +89,7 @@ async fn users_created_or_deleted_between_pages_are_handled() {
 
     let rest = app.get(&format!("/user?limit=10&after={cursor}")).await;
     assert_eq!(
-        ids(&rest),
+        rest.ids(),
         vec![created[3].clone(), late["id"].as_str().unwrap().to_owned()]
     );
 }
@@ -118,13 +100,13 @@ async fn limit_defaults_to_50_and_takes_1_to_200() {
     create_many(&app, 51).await;
 
     let reply = app.get("/user").await;
-    assert_eq!(ids(&reply).len(), 50);
+    assert_eq!(reply.ids().len(), 50);
     assert!(reply.body["page"]["next"].is_string());
     let reply = app.get("/user?limit=200").await;
-    assert_eq!(ids(&reply).len(), 51);
+    assert_eq!(reply.ids().len(), 51);
     assert!(reply.body["page"].get("next").is_none());
     let reply = app.get("/user?limit=1").await;
-    assert_eq!(ids(&reply).len(), 1);
+    assert_eq!(reply.ids().len(), 1);
 
     for bad in ["0", "201", "-1", "abc", "", "2.5"] {
         app.get(&format!("/user?limit={bad}"))

@@ -46,16 +46,6 @@ async fn collection_names(app: &TestApp) -> Vec<String> {
     app.db.list_collection_names().await.unwrap()
 }
 
-async fn verify(app: &TestApp, email: &str, password: &str) -> StatusCode {
-    app.request(
-        Method::POST,
-        "/user/verify",
-        Some(json!({ "email": email, "password": password })),
-    )
-    .await
-    .status
-}
-
 /// The Flask service's users, with every case the migration must handle.
 fn flask_era() -> Vec<FlaskUser> {
     vec![
@@ -156,7 +146,7 @@ async fn migrate_adopts_the_flask_database_in_place_and_a_rerun_changes_nothing(
             "hashes are kept as they were"
         );
         assert_eq!(
-            verify(&app, &email, password).await,
+            app.verify(&email, password).await.status,
             StatusCode::OK,
             "{email}"
         );
@@ -212,7 +202,9 @@ async fn keep_oldest_migrates_the_first_of_a_collision_group() {
         .await
         .assert_error(404, "not_found");
     assert_eq!(
-        verify(&app, "john.doe@example.com", "Password@123").await,
+        app.verify("john.doe@example.com", "Password@123")
+            .await
+            .status,
         StatusCode::OK
     );
 }

@@ -57,6 +57,7 @@ async fn the_service_rides_out_a_database_crash() {
         |operation: &str| format!("db_operation_errors_total{{operation=\"{operation}\"}}");
     assert_eq!(app.metric(&errors("users.get")).await, None);
     assert_eq!(app.metric(&errors("users.list")).await, None);
+    assert_eq!(app.metric(&errors("lockout.reserve")).await, None);
 
     database.kill();
 
@@ -99,9 +100,11 @@ async fn the_service_rides_out_a_database_crash() {
         );
     }
     // Each failed operation is counted: the one GET of a user, the one
-    // list.
+    // list; verify failed at its lockout check, before any lookup.
     assert_eq!(app.metric(&errors("users.get")).await, Some(1.0));
     assert_eq!(app.metric(&errors("users.list")).await, Some(1.0));
+    assert_eq!(app.metric(&errors("lockout.reserve")).await, Some(1.0));
+    assert_eq!(app.metric(&errors("users.credentials")).await, None);
     let unavailable = "http_requests_total{method=\"GET\",route=\"/user/{id}\",status=\"503\"}";
     assert_eq!(app.metric(unavailable).await, Some(1.0));
 

@@ -9,28 +9,12 @@ use crate::helpers::{id, Reply, TestApp, PASSWORD};
 /// Every user of a listing, following `Link` from `url`, with each page's
 /// `total`.
 async fn all_pages(app: &TestApp, url: &str) -> (Vec<String>, Vec<Value>) {
-    let mut ids = Vec::new();
-    let mut totals = Vec::new();
-    let mut next = Some(url.to_owned());
-    while let Some(url) = next {
-        let page = app.get(&url).await;
-        assert_eq!(page.status, StatusCode::OK, "{url}: {}", page.text);
-        ids.extend(
-            page.data()
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|u| id(u).to_owned()),
-        );
-        totals.push(page.body["page"]["total"].clone());
-        next = page.header("link").map(|link| {
-            link.trim_start_matches('<')
-                .split('>')
-                .next()
-                .unwrap()
-                .to_owned()
-        });
-    }
+    let pages = app.all_pages(url).await;
+    let ids = pages.iter().flat_map(Reply::ids).collect();
+    let totals = pages
+        .iter()
+        .map(|page| page.body["page"]["total"].clone())
+        .collect();
     (ids, totals)
 }
 
@@ -166,12 +150,20 @@ async fn every_filter_pages_in_both_orders_with_every_user_once() {
         .filter(|(i, _)| i % 3 != 0)
         .map(|(_, id)| id.clone())
         .collect();
-    let some_ids = [&all[0], &all[2], &all[4], &all[8]]
-        .map(String::as_str)
-        .join(",");
+    // Among them an id nobody has: it is not an error, it matches no one.
+    let some_ids = [
+        all[0].as_str(),
+        "000000000000000000000001",
+        &all[2],
+        &all[4],
+        &all[8],
+    ]
+    .join(",");
     for (filter, expected) in [
         ("", all.clone()),
+        ("q=page", all.clone()),
         ("q=page&disabled=false", enabled.clone()),
+        ("created_before=2100-01-01T00:00:00Z", all.clone()),
         (
             &format!("id={some_ids}")[..],
             vec![

@@ -1,22 +1,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{fresh_database, Reply, TestApp, PASSWORD};
-
-async fn verify(app: &TestApp, email: &str, password: &str) -> Reply {
-    app.request(
-        Method::POST,
-        "/user/verify",
-        Some(json!({ "email": email, "password": password })),
-    )
-    .await
-}
+use crate::helpers::{fresh_database, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn matching_credentials_return_the_user() {
     let app = TestApp::spawn().await;
     let user = app.create_user("Ada", "ada@example.com").await;
-    let reply = verify(&app, "  ADA@example.com ", PASSWORD).await;
+    let reply = app.verify("  ADA@example.com ", PASSWORD).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let verified = reply.data();
     for field in [
@@ -47,8 +38,8 @@ async fn a_wrong_password_and_an_unknown_email_look_the_same() {
     let app = TestApp::spawn().await;
     app.create_user("Ada", "ada@example.com").await;
 
-    let wrong = verify(&app, "ada@example.com", "Password@124").await;
-    let unknown = verify(&app, "nobody@example.com", PASSWORD).await;
+    let wrong = app.verify("ada@example.com", "Password@124").await;
+    let unknown = app.verify("nobody@example.com", PASSWORD).await;
     for reply in [&wrong, &unknown] {
         reply.assert_error(401, "invalid_credentials");
         assert!(reply.header("www-authenticate").is_some());
@@ -67,7 +58,7 @@ async fn only_the_exact_password_matches() {
     assert_eq!(reply.status, StatusCode::CREATED);
 
     assert_eq!(
-        verify(&app, "ada@example.com", &long).await.status,
+        app.verify("ada@example.com", &long).await.status,
         StatusCode::OK
     );
     // bcrypt alone ignores what follows byte 72; the service does not.
@@ -77,7 +68,7 @@ async fn only_the_exact_password_matches() {
         String::new(),
         long.to_uppercase(),
     ] {
-        verify(&app, "ada@example.com", &attempt)
+        app.verify("ada@example.com", &attempt)
             .await
             .assert_error(401, "invalid_credentials");
     }
@@ -119,7 +110,7 @@ async fn a_weaker_hash_is_upgraded_on_a_successful_verify() {
 
     // The operator raises BCRYPT_COST; the next successful verify rehashes.
     let new = TestApp::spawn_on(&database, |config| config.bcrypt_cost = 5).await;
-    verify(&new, "ada@example.com", "Password@999")
+    new.verify("ada@example.com", "Password@999")
         .await
         .assert_error(401, "invalid_credentials");
     assert!(
@@ -127,7 +118,7 @@ async fn a_weaker_hash_is_upgraded_on_a_successful_verify() {
         "a failed verify changes nothing"
     );
 
-    let reply = verify(&new, "ada@example.com", PASSWORD).await;
+    let reply = new.verify("ada@example.com", PASSWORD).await;
     assert_eq!(reply.status, StatusCode::OK);
     let upgraded = new.stored_hash(id).await;
     assert!(upgraded.starts_with("$2b$05$"), "{upgraded}");
@@ -138,7 +129,7 @@ async fn a_weaker_hash_is_upgraded_on_a_successful_verify() {
     assert_eq!(fetched.data()["name"], user["name"]);
     assert!(fetched.data()["last_verified_at"].is_string());
     assert_eq!(
-        verify(&new, "ada@example.com", PASSWORD).await.status,
+        new.verify("ada@example.com", PASSWORD).await.status,
         StatusCode::OK
     );
 }
