@@ -212,6 +212,32 @@ async fn a_success_clears_the_count_and_lockouts_double() {
 
 /// Zitadel's advisory: parallel guesses must not get past the threshold.
 /// 50 at once at one email run at most 10 password checks.
+/// Failures count within a window that starts at the first one: once it
+/// has passed, they no longer add up to a lockout.
+#[tokio::test]
+async fn failures_older_than_the_window_are_forgotten() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.lockout_threshold = 2;
+        config.limits.lockout_window_secs = 1;
+    })
+    .await;
+    app.create_user("Ada", "ada@example.com").await;
+    app.verify("ada@example.com", "Password@999")
+        .await
+        .assert_error(401, "invalid_credentials");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // A new window: this failure is its first, the next its second.
+    for _ in 0..2 {
+        app.verify("ada@example.com", "Password@999")
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    // Within that window the threshold holds.
+    app.verify("ada@example.com", PASSWORD)
+        .await
+        .assert_error(429, "too_many_failures");
+}
+
 #[tokio::test]
 async fn fifty_parallel_guesses_run_at_most_the_threshold_of_checks() {
     let app = TestApp::spawn_with(|config| {
