@@ -186,6 +186,18 @@ const BATCH: usize = 1000;
 /// Runs the migration the arguments describe into the database of
 /// `config`'s `MONGO_URI`, and returns what it did.
 pub async fn run(config: &Config, args: &MigrateArgs) -> Result<Report, MigrateError> {
+    let report = migrate(config, args).await?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        std::fs::write(path, json).map_err(|source| MigrateError::Report {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(report)
+}
+
+async fn migrate(config: &Config, args: &MigrateArgs) -> Result<Report, MigrateError> {
     let (target_database, target_hosts) = startup::connect(config).await?;
     let target = UserStore::new(&target_database, Arc::new(Metrics::default()));
     let markers = Markers::new(&target_database);
@@ -220,13 +232,6 @@ pub async fn run(config: &Config, args: &MigrateArgs) -> Result<Report, MigrateE
     copy(&source, &target, &collisions, args.dry_run, &mut report).await?;
     if location == own && !args.dry_run {
         markers.finish(USERS_COLLECTION).await?;
-    }
-    if let Some(path) = &args.report {
-        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
-        std::fs::write(path, json).map_err(|source| MigrateError::Report {
-            path: path.clone(),
-            source,
-        })?;
     }
     Ok(report)
 }

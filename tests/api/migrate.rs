@@ -183,6 +183,39 @@ async fn migrate_adopts_the_flask_database_in_place_and_a_rerun_changes_nothing(
     assert_eq!(collection_names(&app).await.len(), names_before.len());
 }
 
+/// Nothing foreign to adopt: exit 0, and the report is still written.
+/// A source the command cannot use: exit 1, with the reason.
+#[tokio::test]
+async fn nothing_to_migrate_exits_0_with_a_report_and_a_bad_source_exits_1() {
+    let database = fresh_database();
+    let app = TestApp::spawn_on(&database, |_| {}).await;
+    app.create_user("Ada", "ada@example.com").await;
+    let report_path = std::env::temp_dir().join(format!("migrate-{database}-nothing.json"));
+    let output = migrate(
+        &database,
+        &[
+            "--from",
+            &uri(&database),
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", summary(&output));
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["migrated"], 0, "{report}");
+    assert_eq!(report["listed"], json!([]), "{report}");
+    assert_eq!(app.stored_count().await, 1);
+
+    // The source URI names no database.
+    let output = migrate(&database, &["--from", &mongo_uri()]);
+    assert_eq!(output.status.code(), Some(1), "{}", summary(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--from must name the source database"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn keep_oldest_migrates_the_first_of_a_collision_group() {
     let database = fresh_database();
@@ -261,7 +294,7 @@ async fn a_source_in_another_database_is_left_as_it_is() {
 /// uninterrupted one does.
 #[tokio::test]
 async fn a_migration_killed_midway_converges_when_run_again() {
-    const USERS: usize = 4000;
+    const USERS: usize = 8000;
     let whole = fresh_database();
     let killed = fresh_database();
     flask::write_many(&uri(&whole), &whole, "users", USERS, "Password@123");
@@ -270,6 +303,9 @@ async fn a_migration_killed_midway_converges_when_run_again() {
     let done = migrate(&whole, &["--from", &uri(&whole)]);
     assert_eq!(done.status.code(), Some(0), "{}", summary(&done));
 
+    // The watcher is up before the migration starts, so the kill lands
+    // soon after the first users are written, however busy the machine.
+    let app = TestApp::spawn_on(&killed, |_| {}).await;
     let mut child = user_api()
         .arg("migrate")
         .args(["--from", &uri(&killed)])
@@ -279,7 +315,6 @@ async fn a_migration_killed_midway_converges_when_run_again() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let app = TestApp::spawn_on(&killed, |_| {}).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let names = collection_names(&app).await;
