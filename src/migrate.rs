@@ -214,7 +214,14 @@ async fn migrate(config: &Config, args: &MigrateArgs) -> Result<Report, MigrateE
         dry_run: args.dry_run,
         ..Report::default()
     };
-    let source = if location == own {
+    // The service's own collection, named the same way or another
+    // (`localhost` for `127.0.0.1`): adopted in place either way, never
+    // copied into itself.
+    let in_place = location == own
+        || named_source
+            .is_seen_as(&target_database, USERS_COLLECTION)
+            .await?;
+    let source = if in_place {
         match move_aside(&named_source, &markers, args.dry_run).await? {
             Some(source) => source,
             None => return Ok(report),
@@ -230,7 +237,7 @@ async fn migrate(config: &Config, args: &MigrateArgs) -> Result<Report, MigrateE
     }
     let collisions = find_collisions(&source, args.keep_oldest).await?;
     copy(&source, &target, &collisions, args.dry_run, &mut report).await?;
-    if location == own && !args.dry_run {
+    if in_place && !args.dry_run {
         markers.finish(USERS_COLLECTION).await?;
     }
     Ok(report)

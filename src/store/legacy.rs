@@ -157,6 +157,36 @@ impl Source {
         self.documents.name().to_owned()
     }
 
+    /// Whether this collection is `database`'s `collection` reached through
+    /// another connection string (`localhost` for `127.0.0.1`, another
+    /// member of the replica set): its first document is there, the same.
+    /// Reads only. An empty collection says no.
+    pub async fn is_seen_as(
+        &self,
+        database: &Database,
+        collection: &str,
+    ) -> Result<bool, StoreError> {
+        if self.documents.namespace().db != database.name() || self.documents.name() != collection {
+            return Ok(false);
+        }
+        let Some(first) = self
+            .documents
+            .find_one(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await?
+        else {
+            return Ok(false);
+        };
+        let Some(id) = first.get("_id") else {
+            return Ok(false);
+        };
+        let there = database
+            .collection::<Document>(collection)
+            .find_one(doc! { "_id": id.clone() })
+            .await?;
+        Ok(there.as_ref() == Some(&first))
+    }
+
     pub async fn count(&self) -> Result<u64, StoreError> {
         Ok(self.documents.estimated_document_count().await?)
     }

@@ -216,6 +216,37 @@ async fn nothing_to_migrate_exits_0_with_a_report_and_a_bad_source_exits_1() {
     );
 }
 
+/// The service's own database named another way (`localhost` where the
+/// service says `127.0.0.1`) is still adopted in place: moved aside and
+/// converted, not copied into itself beside the old documents.
+#[tokio::test]
+async fn the_own_database_under_another_host_name_is_adopted_in_place() {
+    let database = fresh_database();
+    flask::write_many(&uri(&database), &database, "users", 5, "Password@123");
+    let Some(other_name) = uri(&database)
+        .contains("127.0.0.1")
+        .then(|| uri(&database).replacen("127.0.0.1", "localhost", 1))
+    else {
+        panic!("TEST_MONGO_URI must name 127.0.0.1 for this test");
+    };
+    let output = migrate(&database, &["--from", &other_name]);
+    assert_eq!(output.status.code(), Some(0), "{}", summary(&output));
+    assert!(
+        summary(&output).contains("migrated 5, already there 0"),
+        "{}",
+        summary(&output)
+    );
+    let app = TestApp::spawn_on(&database, |_| {}).await;
+    let names = collection_names(&app).await;
+    assert!(
+        names.iter().any(|name| name.starts_with("users_legacy_")),
+        "{names:?}"
+    );
+    assert_eq!(app.stored_count().await, 5);
+    let health = app.send(app.anonymous(Method::GET, "/health")).await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.text);
+}
+
 #[tokio::test]
 async fn keep_oldest_migrates_the_first_of_a_collision_group() {
     let database = fresh_database();
