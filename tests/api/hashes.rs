@@ -106,8 +106,8 @@ async fn an_unusable_stored_hash_is_a_plain_401() {
 
 /// A verify that fails takes the same time whatever the stored hash's
 /// format and cost, and whether the user exists: users hashed at bcrypt
-/// cost 4 with the service now at cost 10, and users brought in with other
-/// formats, against an unknown email. Each failure is padded to a floor no
+/// cost 4 with the service now at cost 10, and users brought in with every
+/// other format, against an unknown email. Each failure is padded to a floor no
 /// lower than the slowest failure seen; the lower bound is what this test
 /// holds each answer to, and the spread between kinds is bounded loosely,
 /// as timing on a shared machine allows.
@@ -118,14 +118,14 @@ async fn a_failed_verify_takes_the_same_time_whatever_the_hash() {
     let database = crate::helpers::fresh_database();
     let old = TestApp::spawn_on(&database, |_| {}).await;
     old.create_user("Old", "old@example.com").await;
-    let app = TestApp::spawn_on(&database, |config| config.bcrypt_cost = 10).await;
-    let schemes = [
-        Scheme::FlaskPasslib,
-        Scheme::PasslibPbkdf2Sha256,
-        Scheme::WerkzeugScrypt,
-        Scheme::WerkzeugPbkdf2Sha256,
-        Scheme::Django,
-    ];
+    // Six failures for each of fifteen kinds: more than the per-address
+    // verify budget, which is not what this test is about.
+    let app = TestApp::spawn_on(&database, |config| {
+        config.bcrypt_cost = 10;
+        config.limits.rate_limit_verify = 0;
+    })
+    .await;
+    let schemes = Scheme::ALL;
     let requests: Vec<(Scheme, &str)> = schemes.iter().map(|s| (*s, "Right#Pass1")).collect();
     let mut emails = vec![
         "old@example.com".to_owned(),
