@@ -222,7 +222,10 @@ async fn migrate(config: &Config, args: &MigrateArgs) -> Result<Report, MigrateE
             .is_seen_as(&target_database, USERS_COLLECTION)
             .await?;
     let source = if in_place {
-        match move_aside(&named_source, &markers, args.dry_run).await? {
+        // Moved aside and read through the service's own connection: only
+        // the service's database is ever changed.
+        let own = Source::in_database(&target_database, USERS_COLLECTION);
+        match move_aside(&own, &markers, args.dry_run).await? {
             Some(source) => source,
             None => return Ok(report),
         }

@@ -118,6 +118,13 @@ pub struct Source {
 }
 
 impl Source {
+    /// A collection of `database`, through its own client.
+    pub fn in_database(database: &Database, collection: &str) -> Self {
+        Self {
+            documents: database.collection(collection),
+        }
+    }
+
     /// Connects to `uri`, whose path names the database, and names the
     /// collection; nothing is read yet.
     pub async fn connect(uri: &str, collection: &str) -> Result<(Self, SourceLocation), String> {
