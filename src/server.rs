@@ -88,7 +88,8 @@ struct Open {
 #[derive(Default)]
 struct Connections {
     open: Mutex<BTreeMap<u64, Open>>,
-    /// Signalled whenever a connection ends.
+    /// Signalled whenever a connection ends or finishes its last request
+    /// in progress (and so may make room).
     ended: Notify,
 }
 
@@ -125,18 +126,32 @@ impl Connections {
 }
 
 /// Counts a request in progress on its connection for as long as it lives.
-struct InProgress(Arc<AtomicUsize>);
+struct InProgress(Arc<AtomicUsize>, Arc<Connections>);
 
 impl InProgress {
-    fn start(busy: &Arc<AtomicUsize>) -> Self {
+    fn start(busy: &Arc<AtomicUsize>, connections: &Arc<Connections>) -> Self {
         busy.fetch_add(1, Ordering::AcqRel);
-        Self(busy.clone())
+        Self(busy.clone(), connections.clone())
     }
 }
 
 impl Drop for InProgress {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        // The connection just went idle: an accept waiting at the cap may
+        // now close it to make room.
+        if self.0.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.1.ended.notify_waiters();
+        }
+    }
+}
+
+/// Takes a connection out of the registry when its task ends, however it
+/// ends (a panic included), so shutdown never waits for a ghost.
+struct Registered(Arc<Connections>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.ended(self.1);
     }
 }
 
@@ -194,16 +209,17 @@ pub async fn serve(
             local,
             remote,
             busy,
+            connections: connections.clone(),
             header_read_timeout: limits.header_read_timeout,
         };
-        let connections = connections.clone();
+        let registered = Registered(connections.clone(), id);
         let stopping = stopping.clone();
         tokio::spawn(async move {
+            let _registered = registered;
             tokio::select! {
                 () = connection.serve(stream, stopping) => {}
                 () = close.cancelled() => {}
             }
-            connections.ended(id);
         });
     }
     drop(listener);
@@ -231,6 +247,7 @@ struct Connection {
     local: SocketAddr,
     remote: SocketAddr,
     busy: Arc<AtomicUsize>,
+    connections: Arc<Connections>,
     header_read_timeout: Duration,
 }
 
@@ -241,11 +258,12 @@ impl Connection {
             local,
             remote,
             busy,
+            connections,
             header_read_timeout,
         } = self;
         let service = hyper::service::service_fn(move |request| {
             let app = app.clone();
-            let in_progress = InProgress::start(&busy);
+            let in_progress = InProgress::start(&busy, &connections);
             async move {
                 let request = poem::Request::from((
                     request,

@@ -166,8 +166,8 @@ impl Source {
 
     /// Whether this collection is `database`'s `collection` reached through
     /// another connection string (`localhost` for `127.0.0.1`, another
-    /// member of the replica set): its first document is there, the same.
-    /// Reads only. An empty collection says no.
+    /// member of the replica set): its first document is there, the same,
+    /// and so many documents. Reads only. An empty collection says no.
     pub async fn is_seen_as(
         &self,
         database: &Database,
@@ -187,11 +187,13 @@ impl Source {
         let Some(id) = first.get("_id") else {
             return Ok(false);
         };
-        let there = database
-            .collection::<Document>(collection)
-            .find_one(doc! { "_id": id.clone() })
-            .await?;
-        Ok(there.as_ref() == Some(&first))
+        let theirs = database.collection::<Document>(collection);
+        let there = theirs.find_one(doc! { "_id": id.clone() }).await?;
+        // A copy elsewhere that has diverged (more or fewer documents) is
+        // not taken for this one; an identical copy would migrate the same.
+        Ok(there.as_ref() == Some(&first)
+            && theirs.count_documents(doc! {}).await?
+                == self.documents.count_documents(doc! {}).await?)
     }
 
     pub async fn count(&self) -> Result<u64, StoreError> {
