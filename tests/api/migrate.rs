@@ -38,6 +38,18 @@ fn migrate(target: &str, args: &[&str]) -> Output {
     output
 }
 
+/// `migrate --from` the target's own database, with `--report`: the
+/// outcome and the report it wrote.
+fn migrate_in_place_with_report(database: &str) -> (Output, Value) {
+    let path = std::env::temp_dir().join(format!("migrate-{database}.json"));
+    let output = migrate(
+        database,
+        &["--from", &uri(database), "--report", path.to_str().unwrap()],
+    );
+    let report = std::fs::read(&path).expect("the report was written");
+    (output, serde_json::from_slice(&report).unwrap())
+}
+
 fn summary(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
@@ -79,24 +91,14 @@ async fn migrate_adopts_the_flask_database_in_place_and_a_rerun_changes_nothing(
     let written = flask::write(&uri(&database), &database, "users", &flask_era());
     flask::write_raw(&uri(&database), &database, "users", unreadable());
     let original = flask::dump(&uri(&database), &database, "users");
-    let report_path = std::env::temp_dir().join(format!("migrate-{database}.json"));
 
-    let first = migrate(
-        &database,
-        &[
-            "--from",
-            &uri(&database),
-            "--report",
-            report_path.to_str().unwrap(),
-        ],
-    );
+    let (first, report) = migrate_in_place_with_report(&database);
     assert_eq!(first.status.code(), Some(3), "{}", summary(&first));
     assert!(
         summary(&first).contains("migrated 5, already there 0, not migrated: 2 email_collision, 1 unreadable; 1 warning(s)"),
         "{}",
         summary(&first)
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     let listed = report["listed"].as_array().unwrap();
     let john = written[0]["_id"].as_str().unwrap();
     let johnny = written[1]["_id"].as_str().unwrap();
@@ -190,18 +192,8 @@ async fn nothing_to_migrate_exits_0_with_a_report_and_a_bad_source_exits_1() {
     let database = fresh_database();
     let app = TestApp::spawn_on(&database, |_| {}).await;
     app.create_user("Ada", "ada@example.com").await;
-    let report_path = std::env::temp_dir().join(format!("migrate-{database}-nothing.json"));
-    let output = migrate(
-        &database,
-        &[
-            "--from",
-            &uri(&database),
-            "--report",
-            report_path.to_str().unwrap(),
-        ],
-    );
+    let (output, report) = migrate_in_place_with_report(&database);
     assert_eq!(output.status.code(), Some(0), "{}", summary(&output));
-    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(report["migrated"], 0, "{report}");
     assert_eq!(report["listed"], json!([]), "{report}");
     assert_eq!(app.stored_count().await, 1);
