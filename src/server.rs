@@ -2,12 +2,15 @@
 //! prior knowledge) on each accepted connection, with the connection-level
 //! limits poem's own server leaves out.
 //!
-//! - **Header-read timeout.** A client must send a request's head (its line
-//!   and headers) within `HEADER_READ_TIMEOUT_MS` of the connection opening
-//!   or of the previous response; otherwise the connection is closed. So a
-//!   slow or silent client (slowloris) holds a connection for that long at
-//!   most, and an idle keep-alive connection closes after it too.
-//!   `REQUEST_TIMEOUT_MS` then bounds the request itself.
+//! - **Header-read and idle timeout.** A client must send a request's head
+//!   (its line and headers) within `HEADER_READ_TIMEOUT_MS` of the
+//!   connection opening or of the previous response; otherwise the
+//!   connection is closed. That holds however little it sent: nothing at
+//!   all, part of the HTTP/2 preface, part of a head. So a slow or silent
+//!   client (slowloris) holds a connection for that long at most, and an
+//!   idle keep-alive connection (HTTP/1.1 or HTTP/2) closes after it too.
+//!   `REQUEST_TIMEOUT_MS` then bounds the request itself. A request counts
+//!   as in progress until its response body is written out.
 //! - **Connection cap.** At most `MAX_CONNECTIONS` are served at once (by
 //!   default, the file-descriptor limit less a reserve for the database
 //!   pool and the process itself). A new connection past the cap takes the
@@ -25,12 +28,16 @@ use std::{
     future::Future,
     io,
     net::SocketAddr,
+    pin::Pin,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
-    time::Duration,
+    task::{Context, Poll},
+    time::{Duration, Instant},
 };
+
+use hyper::body::{Body, Frame, SizeHint};
 
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -47,7 +54,7 @@ use tokio_util::sync::CancellationToken;
 
 /// File descriptors kept free below the limit for what is not a client
 /// connection: the database pool and its monitors, the log, the listener.
-const RESERVED_DESCRIPTORS: u64 = 128;
+pub const RESERVED_DESCRIPTORS: u64 = 128;
 
 /// The default connection cap: the process's file-descriptor limit less
 /// [`RESERVED_DESCRIPTORS`], at least 16; and the limit it comes from.
@@ -76,10 +83,53 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
+/// What a connection is doing: requests in progress, and since when it
+/// has had none.
+struct Activity {
+    opened: Instant,
+    /// Requests in progress: from the head being read until the response
+    /// body has been written out.
+    busy: AtomicUsize,
+    /// When the last request in progress ended, in nanoseconds after
+    /// `opened` (0: none has).
+    idle_since: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+        }
+    }
+
+    fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire) > 0
+    }
+
+    /// Completes once the connection has had no request in progress for
+    /// `limit`: since it opened, or since its last request ended.
+    async fn idle_for(&self, limit: Duration) {
+        let mut due = self.opened + limit;
+        loop {
+            tokio::time::sleep_until(due.into()).await;
+            if self.is_busy() {
+                due = Instant::now() + limit;
+                continue;
+            }
+            let idle_since = Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
+            due = self.opened + idle_since + limit;
+            if due <= Instant::now() {
+                return;
+            }
+        }
+    }
+}
+
 /// One open connection, as the accept loop sees it.
 struct Open {
-    /// Requests it is serving now.
-    busy: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
     /// Cancelled to close it at once (it has been chosen to make room).
     close: CancellationToken,
 }
@@ -107,7 +157,7 @@ impl Connections {
         }
         let idle = open
             .iter()
-            .find(|(_, connection)| connection.busy.load(Ordering::Acquire) == 0)
+            .find(|(_, connection)| !connection.activity.is_busy())
             .map(|(id, _)| *id);
         match idle.and_then(|id| open.remove(&id)) {
             Some(closed) => {
@@ -125,23 +175,56 @@ impl Connections {
     }
 }
 
-/// Counts a request in progress on its connection for as long as it lives.
-struct InProgress(Arc<AtomicUsize>, Arc<Connections>);
+/// Counts a request in progress on its connection for as long as it lives:
+/// it travels with the response body, so it ends when hyper has written
+/// the body out and dropped it.
+struct InProgress(Arc<Activity>, Arc<Connections>);
 
 impl InProgress {
-    fn start(busy: &Arc<AtomicUsize>, connections: &Arc<Connections>) -> Self {
-        busy.fetch_add(1, Ordering::AcqRel);
-        Self(busy.clone(), connections.clone())
+    fn start(activity: &Arc<Activity>, connections: &Arc<Connections>) -> Self {
+        activity.busy.fetch_add(1, Ordering::AcqRel);
+        Self(activity.clone(), connections.clone())
     }
 }
 
 impl Drop for InProgress {
     fn drop(&mut self) {
+        let activity = &self.0;
+        let now = u64::try_from(activity.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // Before the count drops, so whoever sees it idle sees since when.
+        activity.idle_since.fetch_max(now, Ordering::AcqRel);
         // The connection just went idle: an accept waiting at the cap may
         // now close it to make room.
-        if self.0.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if activity.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.1.ended.notify_waiters();
         }
+    }
+}
+
+/// A response body that keeps its request counted as in progress until it
+/// has been written out (or the connection dropped it).
+struct CountedBody<B> {
+    body: B,
+    _in_progress: InProgress,
+}
+
+impl<B: Body + Unpin> Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -195,12 +278,12 @@ pub async fn serve(
         }
         let id = next_id;
         next_id += 1;
-        let busy = Arc::new(AtomicUsize::new(0));
+        let activity = Arc::new(Activity::new());
         let close = CancellationToken::new();
         connections.lock().insert(
             id,
             Open {
-                busy: busy.clone(),
+                activity: activity.clone(),
                 close: close.clone(),
             },
         );
@@ -208,7 +291,7 @@ pub async fn serve(
             app: app.clone(),
             local,
             remote,
-            busy,
+            activity,
             connections: connections.clone(),
             header_read_timeout: limits.header_read_timeout,
         };
@@ -246,7 +329,7 @@ struct Connection {
     app: Arc<BoxEndpoint<'static, Response>>,
     local: SocketAddr,
     remote: SocketAddr,
-    busy: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
     connections: Arc<Connections>,
     header_read_timeout: Duration,
 }
@@ -257,13 +340,14 @@ impl Connection {
             app,
             local,
             remote,
-            busy,
+            activity,
             connections,
             header_read_timeout,
         } = self;
+        let watched = activity.clone();
         let service = hyper::service::service_fn(move |request| {
             let app = app.clone();
-            let in_progress = InProgress::start(&busy, &connections);
+            let in_progress = InProgress::start(&activity, &connections);
             async move {
                 let request = poem::Request::from((
                     request,
@@ -272,8 +356,10 @@ impl Connection {
                     Scheme::HTTP,
                 ));
                 let response = app.get_response(request).await;
-                drop(in_progress);
-                Ok::<_, Infallible>(hyper::Response::from(response))
+                Ok::<_, Infallible>(hyper::Response::from(response).map(|body| CountedBody {
+                    body,
+                    _in_progress: in_progress,
+                }))
             }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -283,8 +369,13 @@ impl Connection {
             .header_read_timeout(header_read_timeout);
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(connection);
+        // hyper's own header-read timeout starts only once it knows the
+        // connection is HTTP/1.1, and HTTP/2 has none: the idle watch
+        // covers a client that sends nothing, or part of the preface, and
+        // an idle HTTP/2 connection.
         tokio::select! {
             _ = connection.as_mut() => return,
+            () = watched.idle_for(header_read_timeout) => return,
             () = stopping.cancelled() => {}
         }
         connection.as_mut().graceful_shutdown();

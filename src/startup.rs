@@ -162,7 +162,8 @@ fn connection_cap(configured: Option<u32>) -> usize {
         None => {
             tracing::info!(
                 "serving at most {default} connections at once (the file-descriptor \
-                 limit {limit} less 128; set MAX_CONNECTIONS to change it)"
+                 limit {limit} less {}; set MAX_CONNECTIONS to change it)",
+                server::RESERVED_DESCRIPTORS
             );
             default
         }

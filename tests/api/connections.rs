@@ -32,6 +32,12 @@ const HALF_SENT: &[u8] = b"GET /ping HTTP/1.1\r\nHost: x\r\n";
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_head_is_cut_off_after_the_timeout() {
+    cut_off_after_sending(HALF_SENT).await;
+}
+
+/// Opens a connection, sends `first` (maybe nothing) and then nothing more:
+/// the server must close it after the timeout without serving anything.
+async fn cut_off_after_sending(first: &[u8]) {
     let (_server, base) = Server::start(|command| {
         command.env("HEADER_READ_TIMEOUT_MS", "700");
     })
@@ -39,20 +45,36 @@ async fn a_client_that_never_finishes_its_head_is_cut_off_after_the_timeout() {
     let address = base.trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(&address).await.unwrap();
     let opened = Instant::now();
-    stream.write_all(HALF_SENT).await.unwrap();
+    stream.write_all(first).await.unwrap();
     let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
-    let closed = closed.expect("the half-sent connection is still open after 10 s");
+    let closed = closed.unwrap_or_else(|| {
+        panic!(
+            "after sending {:?} the connection is still open after 10 s",
+            String::from_utf8_lossy(first)
+        )
+    });
     let after = closed - opened;
     assert!(
         after >= Duration::from_millis(600) && after < Duration::from_secs(5),
         "closed after {after:?}"
     );
-    // Closed without a request being served.
     assert!(
         received.is_empty() || received.starts_with(b"HTTP/1.1 408"),
         "{}",
         String::from_utf8_lossy(&received)
     );
+}
+
+#[tokio::test]
+async fn a_client_that_sends_nothing_is_cut_off_after_the_timeout() {
+    cut_off_after_sending(b"").await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_inside_the_http2_preface_is_cut_off_after_the_timeout() {
+    // Until the preface is complete the server cannot tell HTTP/2 from
+    // HTTP/1.1; waiting there must not escape the timeout either.
+    cut_off_after_sending(b"PRI * HTTP/2.0\r\n").await;
 }
 
 #[tokio::test]
@@ -73,6 +95,31 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(!text.to_ascii_lowercase().contains("connection: close"));
     let after = closed.expect("the idle connection is still open after 10 s") - answered;
+    assert!(
+        after >= Duration::from_millis(600) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_timeout() {
+    let (_server, base) = Server::start(|command| {
+        command.env("HEADER_READ_TIMEOUT_MS", "700");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    // HTTP/2 with prior knowledge: the preface, then an empty SETTINGS
+    // frame (length 0, type 4, no flags, stream 0), then no stream at all.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let opened = Instant::now();
+    let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
+    // The server spoke HTTP/2: its first frame is its own SETTINGS.
+    assert_eq!(received.get(3), Some(&4), "{received:?}");
+    let after = closed.expect("the idle HTTP/2 connection is still open after 10 s") - opened;
     assert!(
         after >= Duration::from_millis(600) && after < Duration::from_secs(5),
         "closed after {after:?}"
