@@ -11,7 +11,7 @@ ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 # The manifest names the benchmark's example targets, so their (small)
 # sources must be there for it to load; they are not built.
 COPY Cargo.toml Cargo.lock ./
-COPY bench ./bench
+COPY bench/*.rs ./bench/
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
