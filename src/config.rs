@@ -246,9 +246,10 @@ pub struct LimitsConfig {
     /// How long a client may take to send a request's head (line and
     /// headers), from connecting or from its previous response; past it the
     /// connection is closed, whatever it sent by then. Idle keep-alive
-    /// connections (HTTP/1.1 and HTTP/2) close after it too.
+    /// connections (HTTP/1.1 and HTTP/2) close after it too, and so does one
+    /// whose client stops reading a response for as long.
     #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub header_read_timeout_ms: u64,
 
     /// Connections served at once; past it, each new connection replaces the

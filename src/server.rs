@@ -9,15 +9,19 @@
 //!   all, part of the HTTP/2 preface, part of a head. So a slow or silent
 //!   client (slowloris) holds a connection for that long at most, and an
 //!   idle keep-alive connection (HTTP/1.1 or HTTP/2) closes after it too.
-//!   `REQUEST_TIMEOUT_MS` then bounds the request itself. A request counts
-//!   as in progress until its response body is written out.
+//!   `REQUEST_TIMEOUT_MS` then bounds the request's handler. Its response
+//!   must then keep moving: a client that stops taking it (a full send
+//!   buffer, an HTTP/2 window left shut) for the same timeout has its
+//!   connection closed, as nginx's `send_timeout` does. A request counts as
+//!   in progress until hyper has taken all of its response body.
 //! - **Connection cap.** At most `MAX_CONNECTIONS` are served at once (by
 //!   default, the file-descriptor limit less a reserve for the database
 //!   pool and the process itself). A new connection past the cap takes the
-//!   place of the one that has been open longest with no request in
-//!   progress (idle between requests, or still sending its head), which is
-//!   closed; connections with a request in progress are never touched. If
-//!   every connection is busy, the new one waits until one finishes.
+//!   place of the one idle longest: no request in progress (between
+//!   requests, or still sending its head), or a response its client has
+//!   stopped taking. A connection whose handler is running or whose
+//!   response is moving is never touched. If every connection is busy, the
+//!   new one waits until one finishes.
 //! - **Graceful shutdown.** When told to stop, no connection is accepted
 //!   any more; each open one finishes the request it is serving and
 //!   closes, for up to the grace period.
@@ -90,6 +94,12 @@ struct Activity {
     /// Requests in progress: from the head being read until the response
     /// body has been written out.
     busy: AtomicUsize,
+    /// Of those, the ones whose handler is still running (bounded by the
+    /// request deadline); the rest are writing their response.
+    handling: AtomicUsize,
+    /// When a response being written last moved (its writing began, or a
+    /// piece of its body went out), in nanoseconds after `opened`.
+    progress: AtomicU64,
     /// When the last request in progress ended, in nanoseconds after
     /// `opened` (0: none has).
     idle_since: AtomicU64,
@@ -100,31 +110,68 @@ impl Activity {
         Self {
             opened: Instant::now(),
             busy: AtomicUsize::new(0),
+            handling: AtomicUsize::new(0),
+            progress: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
         }
     }
 
-    fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Acquire) > 0
+    /// Now, in nanoseconds after `opened`.
+    fn now(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, nanos: &AtomicU64) -> Instant {
+        self.opened + Duration::from_nanos(nanos.load(Ordering::Acquire))
+    }
+
+    /// What the connection is doing now, for a client allowed `limit` to
+    /// send a head or to take a piece of a response.
+    fn state(&self, limit: Duration) -> State {
+        if self.handling.load(Ordering::Acquire) > 0 {
+            return State::Handling;
+        }
+        if self.busy.load(Ordering::Acquire) > 0 {
+            let moved = self.at(&self.progress);
+            return if moved.elapsed() < limit {
+                State::Writing(moved + limit)
+            } else {
+                State::Stalled
+            };
+        }
+        State::Idle(self.at(&self.idle_since))
     }
 
     /// Completes once the connection has had no request in progress for
-    /// `limit`: since it opened, or since its last request ended.
-    async fn idle_for(&self, limit: Duration) {
+    /// `limit` (since it opened, or since its last request ended), or once
+    /// a response it is writing has not moved for `limit`: its client has
+    /// stopped reading.
+    async fn stalled_for(&self, limit: Duration) {
         let mut due = self.opened + limit;
         loop {
             tokio::time::sleep_until(due.into()).await;
-            if self.is_busy() {
-                due = Instant::now() + limit;
-                continue;
-            }
-            let idle_since = Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
-            due = self.opened + idle_since + limit;
-            if due <= Instant::now() {
-                return;
-            }
+            due = match self.state(limit) {
+                State::Handling => Instant::now() + limit,
+                State::Writing(due) => due,
+                State::Stalled => return,
+                State::Idle(since) if since.elapsed() >= limit => return,
+                State::Idle(since) => since + limit,
+            };
         }
     }
+}
+
+/// See [`Activity::state`].
+enum State {
+    /// A handler is running: the request deadline bounds it.
+    Handling,
+    /// Writing a response that moved lately: stalled if it has not moved
+    /// again by the instant given.
+    Writing(Instant),
+    /// Writing a response the client has stopped taking.
+    Stalled,
+    /// No request in progress since the instant given.
+    Idle(Instant),
 }
 
 /// One open connection, as the accept loop sees it.
@@ -148,21 +195,30 @@ impl Connections {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes room for one more connection under `cap`, closing the oldest
-    /// idle one if need be; false if every connection is busy.
-    fn make_room(&self, cap: usize) -> bool {
+    /// Makes room for one more connection under `cap`, closing the one idle
+    /// longest (a stalled response counts as idle since it last moved) if
+    /// need be; false if every connection is busy.
+    fn make_room(&self, cap: usize, limit: Duration) -> bool {
         let mut open = self.lock();
         if open.len() < cap {
             return true;
         }
         let idle = open
             .iter()
-            .find(|(_, connection)| !connection.activity.is_busy())
-            .map(|(id, _)| *id);
+            .filter_map(|(id, connection)| {
+                let activity = &connection.activity;
+                match activity.state(limit) {
+                    State::Idle(since) => Some((since, *id)),
+                    State::Stalled => Some((activity.at(&activity.progress), *id)),
+                    State::Handling | State::Writing(_) => None,
+                }
+            })
+            .min()
+            .map(|(_, id)| id);
         match idle.and_then(|id| open.remove(&id)) {
             Some(closed) => {
                 closed.close.cancel();
-                tracing::debug!("at the connection cap: closed the oldest idle connection");
+                tracing::debug!("at the connection cap: closed the connection idle longest");
                 true
             }
             None => false,
@@ -178,34 +234,60 @@ impl Connections {
 /// Counts a request in progress on its connection for as long as it lives:
 /// it travels with the response body, so it ends when hyper has written
 /// the body out and dropped it.
-struct InProgress(Arc<Activity>, Arc<Connections>);
+struct InProgress {
+    activity: Arc<Activity>,
+    connections: Arc<Connections>,
+    handling: bool,
+}
 
 impl InProgress {
     fn start(activity: &Arc<Activity>, connections: &Arc<Connections>) -> Self {
         activity.busy.fetch_add(1, Ordering::AcqRel);
-        Self(activity.clone(), connections.clone())
+        activity.handling.fetch_add(1, Ordering::AcqRel);
+        Self {
+            activity: activity.clone(),
+            connections: connections.clone(),
+            handling: true,
+        }
+    }
+
+    /// The response moved: its handler returned, or a piece of its body
+    /// went out.
+    fn moved(&mut self) {
+        let activity = &self.activity;
+        activity
+            .progress
+            .fetch_max(activity.now(), Ordering::AcqRel);
+        if std::mem::take(&mut self.handling) {
+            activity.handling.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
 impl Drop for InProgress {
     fn drop(&mut self) {
-        let activity = &self.0;
-        let now = u64::try_from(activity.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        // Before the count drops, so whoever sees it idle sees since when.
-        activity.idle_since.fetch_max(now, Ordering::AcqRel);
+        let activity = &self.activity;
+        // Before the counts drop, so whoever sees it idle sees since when.
+        activity
+            .idle_since
+            .fetch_max(activity.now(), Ordering::AcqRel);
+        if self.handling {
+            activity.handling.fetch_sub(1, Ordering::AcqRel);
+        }
         // The connection just went idle: an accept waiting at the cap may
         // now close it to make room.
         if activity.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.1.ended.notify_waiters();
+            self.connections.ended.notify_waiters();
         }
     }
 }
 
 /// A response body that keeps its request counted as in progress until it
-/// has been written out (or the connection dropped it).
+/// has been written out (or the connection dropped it), marking each piece
+/// that goes out as progress.
 struct CountedBody<B> {
     body: B,
-    _in_progress: InProgress,
+    in_progress: InProgress,
 }
 
 impl<B: Body + Unpin> Body for CountedBody<B> {
@@ -216,7 +298,11 @@ impl<B: Body + Unpin> Body for CountedBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &frame {
+            self.in_progress.moved();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -268,7 +354,7 @@ pub async fn serve(
         };
         loop {
             let ended = connections.ended.notified();
-            if connections.make_room(limits.max_connections) {
+            if connections.make_room(limits.max_connections, limits.header_read_timeout) {
                 break;
             }
             tokio::select! {
@@ -347,7 +433,7 @@ impl Connection {
         let watched = activity.clone();
         let service = hyper::service::service_fn(move |request| {
             let app = app.clone();
-            let in_progress = InProgress::start(&activity, &connections);
+            let mut in_progress = InProgress::start(&activity, &connections);
             async move {
                 let request = poem::Request::from((
                     request,
@@ -356,10 +442,10 @@ impl Connection {
                     Scheme::HTTP,
                 ));
                 let response = app.get_response(request).await;
-                Ok::<_, Infallible>(hyper::Response::from(response).map(|body| CountedBody {
-                    body,
-                    _in_progress: in_progress,
-                }))
+                in_progress.moved();
+                Ok::<_, Infallible>(
+                    hyper::Response::from(response).map(|body| CountedBody { body, in_progress }),
+                )
             }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -375,10 +461,13 @@ impl Connection {
         // an idle HTTP/2 connection.
         tokio::select! {
             _ = connection.as_mut() => return,
-            () = watched.idle_for(header_read_timeout) => return,
+            () = watched.stalled_for(header_read_timeout) => return,
             () = stopping.cancelled() => {}
         }
         connection.as_mut().graceful_shutdown();
-        let _ = connection.await;
+        tokio::select! {
+            _ = connection => {}
+            () = watched.stalled_for(header_read_timeout) => {}
+        }
     }
 }

@@ -126,6 +126,115 @@ async fn an_idle_http2_connection_is_closed_after_the_timeout() {
     );
 }
 
+/// The HTTP/2 frames in `bytes`, as (type, stream) pairs.
+fn http2_frames(mut bytes: &[u8]) -> Vec<(u8, u32)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let length = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        let stream = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff;
+        frames.push((bytes[3], stream));
+        bytes = bytes.get(9 + length..).unwrap_or_default();
+    }
+    frames
+}
+
+#[tokio::test]
+async fn a_client_that_stops_taking_a_response_is_cut_off_after_the_timeout() {
+    let (_server, base) = Server::start(|command| {
+        command.env("HEADER_READ_TIMEOUT_MS", "700");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let mut sent = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS: INITIAL_WINDOW_SIZE (0x4) = 0, so no stream may receive a
+    // byte of DATA until a WINDOW_UPDATE this client never sends.
+    sent.extend_from_slice(b"\0\0\x06\x04\0\0\0\0\0\0\x04\0\0\0\0");
+    // HEADERS on stream 1, END_STREAM | END_HEADERS, HPACK: :method GET,
+    // :scheme http, :path /ping, :authority x (literals not indexed).
+    let block = b"\x82\x86\x04\x05/ping\x01\x01x";
+    sent.extend_from_slice(&[0, 0, block.len() as u8, 0x01, 0x05, 0, 0, 0, 1]);
+    sent.extend_from_slice(block);
+    stream.write_all(&sent).await.unwrap();
+    let asked = Instant::now();
+    let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
+    let frames = http2_frames(&received);
+    // Served: the response's HEADERS went out (they need no window), its
+    // DATA could not.
+    assert!(frames.contains(&(0x01, 1)), "{frames:?}");
+    assert!(!frames.contains(&(0x00, 1)), "{frames:?}");
+    let after = closed.expect("a stalled response holds its connection after 10 s") - asked;
+    assert!(
+        after >= Duration::from_millis(600) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn keep_alive_requests_each_get_the_timeout_from_the_previous_response() {
+    let (_server, base) = Server::start(|command| {
+        command.env("HEADER_READ_TIMEOUT_MS", "700");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    // Four requests 450 ms apart: 1.35 s on one connection, each within
+    // 700 ms of the response before it.
+    for i in 0..4 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(450)).await;
+        }
+        stream
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap_or_else(|err| panic!("request {i}: {err}"));
+        let mut head = vec![0_u8; 12];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+            .await
+            .unwrap_or_else(|_| panic!("request {i} is not answered"))
+            .unwrap_or_else(|err| panic!("request {i}: the connection closed: {err}"));
+        assert_eq!(&head, b"HTTP/1.1 200", "request {i}");
+        // The rest of the answer: head and a small JSON body.
+        let mut rest = [0_u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut rest)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_body_sent_slowly_is_not_cut_off_by_the_header_timeout() {
+    let (_server, base) = Server::start(|command| {
+        command.env("HEADER_READ_TIMEOUT_MS", "700");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let body = br#"{"name": "Ada", "email": "ada@example.com", "password": "Password@123"}"#;
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                crate::helpers::API_KEY,
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // The body in three pieces over 1.2 s, past the 700 ms timeout: the
+    // handler is reading it, so the request deadline bounds it instead.
+    for piece in body.chunks(body.len().div_ceil(3)) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        stream.write_all(piece).await.unwrap();
+    }
+    let mut head = vec![0_u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut head))
+        .await
+        .expect("the slow upload is answered")
+        .expect("the slow upload's connection is still open");
+    assert_eq!(&head, b"HTTP/1.1 201", "{}", String::from_utf8_lossy(&head));
+}
+
 #[tokio::test]
 async fn past_the_cap_idle_connections_make_room_and_busy_ones_are_kept() {
     let (server, base) = Server::start(|command| {
