@@ -30,6 +30,26 @@ async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Opti
 
 const HALF_SENT: &[u8] = b"GET /ping HTTP/1.1\r\nHost: x\r\n";
 
+/// The server with a 700 ms header-read timeout, and a connection to it.
+async fn connect_with_short_timeout() -> (Server, TcpStream) {
+    let (server, base) = Server::start(|command| {
+        command.env("HEADER_READ_TIMEOUT_MS", "700");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let stream = TcpStream::connect(&address).await.unwrap();
+    (server, stream)
+}
+
+/// A connection closed `after` its last sign of life: at the 700 ms
+/// timeout, not before, and well before anything else would close it.
+fn assert_closed_after_the_timeout(after: Duration) {
+    assert!(
+        after >= Duration::from_millis(600) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_client_that_never_finishes_its_head_is_cut_off_after_the_timeout() {
     cut_off_after_sending(HALF_SENT).await;
@@ -38,12 +58,7 @@ async fn a_client_that_never_finishes_its_head_is_cut_off_after_the_timeout() {
 /// Opens a connection, sends `first` (maybe nothing) and then nothing more:
 /// the server must close it after the timeout without serving anything.
 async fn cut_off_after_sending(first: &[u8]) {
-    let (_server, base) = Server::start(|command| {
-        command.env("HEADER_READ_TIMEOUT_MS", "700");
-    })
-    .await;
-    let address = base.trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let (_server, mut stream) = connect_with_short_timeout().await;
     let opened = Instant::now();
     stream.write_all(first).await.unwrap();
     let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
@@ -54,10 +69,7 @@ async fn cut_off_after_sending(first: &[u8]) {
         )
     });
     let after = closed - opened;
-    assert!(
-        after >= Duration::from_millis(600) && after < Duration::from_secs(5),
-        "closed after {after:?}"
-    );
+    assert_closed_after_the_timeout(after);
     assert!(
         received.is_empty() || received.starts_with(b"HTTP/1.1 408"),
         "{}",
@@ -79,12 +91,7 @@ async fn a_client_that_stops_inside_the_http2_preface_is_cut_off_after_the_timeo
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
-    let (_server, base) = Server::start(|command| {
-        command.env("HEADER_READ_TIMEOUT_MS", "700");
-    })
-    .await;
-    let address = base.trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let (_server, mut stream) = connect_with_short_timeout().await;
     stream
         .write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -95,20 +102,12 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(!text.to_ascii_lowercase().contains("connection: close"));
     let after = closed.expect("the idle connection is still open after 10 s") - answered;
-    assert!(
-        after >= Duration::from_millis(600) && after < Duration::from_secs(5),
-        "closed after {after:?}"
-    );
+    assert_closed_after_the_timeout(after);
 }
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_after_the_timeout() {
-    let (_server, base) = Server::start(|command| {
-        command.env("HEADER_READ_TIMEOUT_MS", "700");
-    })
-    .await;
-    let address = base.trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let (_server, mut stream) = connect_with_short_timeout().await;
     // HTTP/2 with prior knowledge: the preface, then an empty SETTINGS
     // frame (length 0, type 4, no flags, stream 0), then no stream at all.
     stream
@@ -120,10 +119,7 @@ async fn an_idle_http2_connection_is_closed_after_the_timeout() {
     // The server spoke HTTP/2: its first frame is its own SETTINGS.
     assert_eq!(received.get(3), Some(&4), "{received:?}");
     let after = closed.expect("the idle HTTP/2 connection is still open after 10 s") - opened;
-    assert!(
-        after >= Duration::from_millis(600) && after < Duration::from_secs(5),
-        "closed after {after:?}"
-    );
+    assert_closed_after_the_timeout(after);
 }
 
 /// The HTTP/2 frames in `bytes`, as (type, stream) pairs.
@@ -140,12 +136,7 @@ fn http2_frames(mut bytes: &[u8]) -> Vec<(u8, u32)> {
 
 #[tokio::test]
 async fn a_client_that_stops_taking_a_response_is_cut_off_after_the_timeout() {
-    let (_server, base) = Server::start(|command| {
-        command.env("HEADER_READ_TIMEOUT_MS", "700");
-    })
-    .await;
-    let address = base.trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let (_server, mut stream) = connect_with_short_timeout().await;
     let mut sent = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     // SETTINGS: INITIAL_WINDOW_SIZE (0x4) = 0, so no stream may receive a
     // byte of DATA until a WINDOW_UPDATE this client never sends.
@@ -164,20 +155,12 @@ async fn a_client_that_stops_taking_a_response_is_cut_off_after_the_timeout() {
     assert!(frames.contains(&(0x01, 1)), "{frames:?}");
     assert!(!frames.contains(&(0x00, 1)), "{frames:?}");
     let after = closed.expect("a stalled response holds its connection after 10 s") - asked;
-    assert!(
-        after >= Duration::from_millis(600) && after < Duration::from_secs(5),
-        "closed after {after:?}"
-    );
+    assert_closed_after_the_timeout(after);
 }
 
 #[tokio::test]
 async fn keep_alive_requests_each_get_the_timeout_from_the_previous_response() {
-    let (_server, base) = Server::start(|command| {
-        command.env("HEADER_READ_TIMEOUT_MS", "700");
-    })
-    .await;
-    let address = base.trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let (_server, mut stream) = connect_with_short_timeout().await;
     // Four requests 450 ms apart: 1.35 s on one connection, each within
     // 700 ms of the response before it.
     for i in 0..4 {
@@ -202,13 +185,8 @@ async fn keep_alive_requests_each_get_the_timeout_from_the_previous_response() {
 
 #[tokio::test]
 async fn a_request_body_sent_slowly_is_not_cut_off_by_the_header_timeout() {
-    let (_server, base) = Server::start(|command| {
-        command.env("HEADER_READ_TIMEOUT_MS", "700");
-    })
-    .await;
-    let address = base.trim_start_matches("http://").to_owned();
+    let (_server, mut stream) = connect_with_short_timeout().await;
     let body = br#"{"name": "Ada", "email": "ada@example.com", "password": "Password@123"}"#;
-    let mut stream = TcpStream::connect(&address).await.unwrap();
     stream
         .write_all(
             format!(
