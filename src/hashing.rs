@@ -20,11 +20,11 @@ use std::{
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
-use tracing::Span;
 
 use crate::{
     domain::{Password, StoredHash},
     metrics::Metrics,
+    telemetry::RequestContext,
 };
 
 /// Failed verifications are not padded past this: a stored hash slower than
@@ -208,12 +208,15 @@ impl PasswordHasher {
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashingError> {
         let permit = self.acquire().await?;
-        let span = Span::current();
+        let request = RequestContext::current();
         // The permit moves into the job: a slot stays taken while the hash
         // runs, even if the request that asked for it has gone away.
         Ok(tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            span.in_scope(job)
+            match request {
+                Some(request) => request.sync_scope(job),
+                None => job(),
+            }
         })
         .await?)
     }

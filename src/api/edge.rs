@@ -1,5 +1,5 @@
 //! What every request passes through before and after its handler: a
-//! request id and a log span, rate limits, the deadline, the error envelope,
+//! request id carried by every line it logs, rate limits, the deadline, the error envelope,
 //! the access log and metrics, CORS and security headers.
 
 use std::{
@@ -12,7 +12,6 @@ use poem::{
     middleware::Cors,
     Endpoint, EndpointExt, IntoResponse, Request, Response,
 };
-use tracing::Instrument;
 
 use super::{
     auth::Authenticator,
@@ -21,7 +20,7 @@ use super::{
     operations::{Budget, Operation},
     routes::RouteTable,
 };
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, telemetry::RequestContext};
 
 /// Request and response headers a browser client may use across origins.
 const CORS_REQUEST_HEADERS: [&str; 6] = [
@@ -56,8 +55,9 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Runs a request inside a span carrying its id, through the limits and
-    /// the deadline; turns any error into the envelope; logs and counts it.
+    /// Runs a request as itself (its id, method and route on every line it
+    /// logs), through the limits and the deadline; turns any error into the
+    /// envelope; logs and counts it.
     pub async fn handle<E: Endpoint>(
         self: Arc<Self>,
         endpoint: Arc<E>,
@@ -70,40 +70,42 @@ impl Edge {
         let request_id = request_id(&request);
         let matched = self.routes.matched(request.method(), uri.path());
         let route = matched.template.unwrap_or(&self.unmatched);
-        let span = tracing::info_span!(
-            "request",
-            request_id = %request_id.to_str().unwrap_or_default(),
+        let context = RequestContext {
+            request_id: request_id.clone(),
             method,
-            route = &**route
-        );
-        let served = self
-            .serve(endpoint.as_ref(), request, matched.operation)
-            .instrument(span.clone())
-            .await;
-        let _entered = span.enter();
-        let mut response = match served {
-            Ok(response) => response,
-            Err(error) => {
-                let allow = self.routes.allow_header(uri.path());
-                errors::render(error, method, uri.path(), allow)
-            }
+            route: route.clone(),
         };
-        response.headers_mut().insert(REQUEST_ID, request_id);
-        if matched.private {
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        }
-        let status = response.status().as_u16();
-        let elapsed = started.elapsed();
-        tracing::info!(
-            target: "access",
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "{method} {route} {status}"
-        );
-        self.metrics.observe_request(method, route, status, elapsed);
-        Ok(response)
+        // Every line logged while serving the request names it.
+        context
+            .scope(async {
+                let served = self
+                    .serve(endpoint.as_ref(), request, matched.operation)
+                    .await;
+                let mut response = match served {
+                    Ok(response) => response,
+                    Err(error) => {
+                        let allow = self.routes.allow_header(uri.path());
+                        errors::render(error, method, uri.path(), allow)
+                    }
+                };
+                response.headers_mut().insert(REQUEST_ID, request_id);
+                if matched.private {
+                    response
+                        .headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                }
+                let status = response.status().as_u16();
+                let elapsed = started.elapsed();
+                tracing::info!(
+                    target: "access",
+                    status,
+                    latency_ms = elapsed.as_secs_f64() * 1000.0,
+                    "{method} {route} {status}"
+                );
+                self.metrics.observe_request(method, route, status, elapsed);
+                Ok(response)
+            })
+            .await
     }
 
     /// Authenticates an operation that needs a key, first: a request

@@ -1,10 +1,7 @@
-//! Logging: one subscriber for the process, filtered by `RUST_LOG`, as text
-//! or JSON lines.
+//! Standard output for log lines, written off the request path in batches.
 
 use std::{
-    error::Error,
-    fmt,
-    io::{self, IsTerminal, Write},
+    io::{self, Write},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Condvar, Mutex, MutexGuard, PoisonError,
@@ -13,61 +10,7 @@ use std::{
     time::Duration,
 };
 
-use tracing_subscriber::{fmt::MakeWriter, EnvFilter};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log pipelines.
-    Json,
-}
-
-/// Where log lines go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// The service logs to standard output, through [`LogBuffer`]: the
-    /// request path only copies a line into memory.
-    Stdout,
-    /// Commands whose standard output is their result log to standard
-    /// error, a line at a time.
-    Stderr,
-}
-
-/// Installs the global subscriber. Colours only on a terminal, so files and
-/// log pipelines get plain text. Fails on a malformed filter. Keep the
-/// returned guard until the process ends: dropping it writes out the lines
-/// still buffered.
-pub fn init(filter: &str, format: LogFormat, output: Output) -> Result<Option<LogGuard>, String> {
-    let filter = EnvFilter::try_new(filter).map_err(|err| format!("RUST_LOG: {err}"))?;
-    let (installed, guard) = match output {
-        Output::Stdout => {
-            let (writer, guard) = LogBuffer::start()?;
-            let builder = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(writer)
-                .with_ansi(io::stdout().is_terminal());
-            let installed = match format {
-                LogFormat::Text => builder.try_init(),
-                LogFormat::Json => builder.json().flatten_event(true).try_init(),
-            };
-            (installed, Some(guard))
-        }
-        Output::Stderr => {
-            let builder = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(io::stderr)
-                .with_ansi(io::stderr().is_terminal());
-            let installed = match format {
-                LogFormat::Text => builder.try_init(),
-                LogFormat::Json => builder.json().flatten_event(true).try_init(),
-            };
-            (installed, None)
-        }
-    };
-    installed.map_err(|err| err.to_string())?;
-    Ok(guard)
-}
+use tracing_subscriber::fmt::MakeWriter;
 
 /// The most a [`LogBuffer`] holds before lines are dropped (and counted):
 /// far more than the service writes between two flushes at full load.
@@ -114,7 +57,7 @@ pub struct LogGuard {
 }
 
 impl LogBuffer {
-    fn start() -> Result<(Self, LogGuard), String> {
+    pub(super) fn start() -> Result<(Self, LogGuard), String> {
         let buffer = Self(Arc::default());
         let writer = buffer.clone();
         let thread = thread::Builder::new()
@@ -200,20 +143,5 @@ impl Drop for LogGuard {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// Displays an error with all its causes on one line: `outer: inner: root`.
-pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
     }
 }
