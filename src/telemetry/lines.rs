@@ -10,7 +10,9 @@
 //! The lines look as they did with the span: text lines say
 //! `request{request_id=… method="GET" route="/user/{id}"}:`, JSON lines
 //! carry `span` and `spans` objects with the same fields and
-//! `"name":"request"`.
+//! `"name":"request"` (the tests hold both to tracing-subscriber's own
+//! formats). Other spans are not written: the service opens none, and a
+//! dependency's (h2's, at debug) would only add noise.
 
 use std::{
     fmt::{self, Write as _},
@@ -171,20 +173,28 @@ fn json(mut writer: Writer<'_>, event: &Event<'_>, metadata: &Metadata<'_>) -> f
     writer.write_str(",\"target\":")?;
     json_string(&mut writer, metadata.target())?;
     let request = REQUEST.try_with(|request| {
-        let mut span = String::with_capacity(128);
-        span.push_str("{\"method\":");
-        json_string(&mut span, request.method)?;
-        span.push_str(",\"request_id\":");
-        json_string(&mut span, request.request_id())?;
-        span.push_str(",\"route\":");
-        json_string(&mut span, &request.route)?;
-        span.push_str(",\"name\":\"request\"}");
-        write!(writer, ",\"span\":{span},\"spans\":[{span}]")
+        writer.write_str(",\"span\":")?;
+        json_span(&mut writer, request)?;
+        writer.write_str(",\"spans\":[")?;
+        json_span(&mut writer, request)?;
+        writer.write_char(']')
     });
     if let Ok(written) = request {
         written?;
     }
     writer.write_str("}\n")
+}
+
+/// The request as tracing-subscriber wrote its span: fields in name order,
+/// then `name`.
+fn json_span(writer: &mut Writer<'_>, request: &RequestContext) -> fmt::Result {
+    writer.write_str("{\"method\":")?;
+    json_string(writer, request.method)?;
+    writer.write_str(",\"request_id\":")?;
+    json_string(writer, request.request_id())?;
+    writer.write_str(",\"route\":")?;
+    json_string(writer, &request.route)?;
+    writer.write_str(",\"name\":\"request\"}")
 }
 
 /// Writes an event's fields as `,"name":value` pairs. Numbers and booleans
@@ -196,8 +206,7 @@ struct JsonFields<'a> {
 
 impl JsonFields<'_> {
     fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        // The `log` crate's own fields: already in the normalized metadata.
-        if self.result.is_err() || field.name().starts_with("log.") {
+        if self.result.is_err() {
             return;
         }
         self.result = (|| {
@@ -211,8 +220,10 @@ impl JsonFields<'_> {
 
 impl Visit for JsonFields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
+        // `Debug` keeps a float a float (`1.0`, `1e-7`), as serde_json
+        // writes it; JSON has no NaN or infinity.
         self.field(field, |w| match value.is_finite() {
-            true => write!(w, "{value}"),
+            true => write!(w, "{value:?}"),
             false => w.write_str("null"),
         });
     }
@@ -271,6 +282,8 @@ impl<W: fmt::Write> fmt::Write for JsonEscaped<'_, W> {
                 b'\n' => "\\n",
                 b'\r' => "\\r",
                 b'\t' => "\\t",
+                0x08 => "\\b",
+                0x0c => "\\f",
                 0..=0x1f => "",
                 _ => continue,
             };
@@ -382,6 +395,96 @@ mod tests {
         assert_eq!(outside["message"], "outside a request");
         assert_eq!(outside["ratio"], Value::Null);
         assert!(outside.get("span").is_none(), "{outside}");
+    }
+
+    /// Logs the same events twice: as the service does now, and as it did
+    /// with tracing-subscriber's own formats inside a `request` span.
+    fn ours_and_theirs(format: LogFormat, emit: fn()) -> (String, String) {
+        let ours = logged(format, || request("read-1").sync_scope(emit));
+        let captured = Captured::default();
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(captured.clone());
+        let in_span = || {
+            let route = "/user/{id}";
+            let span =
+                tracing::info_span!("request", request_id = %"read-1", method = "GET", route);
+            span.in_scope(emit);
+        };
+        match format {
+            LogFormat::Text => tracing::subscriber::with_default(builder.finish(), in_span),
+            LogFormat::Json => tracing::subscriber::with_default(
+                builder.json().flatten_event(true).finish(),
+                in_span,
+            ),
+        }
+        let theirs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        (ours, theirs)
+    }
+
+    fn events() {
+        let awkward = "quote \" backslash \\ cr \r lf \n tab \t bs \u{8} ff \u{c} us \u{1f} del \u{7f} é 雪 🦀";
+        tracing::info!(
+            target: "access",
+            status = 200_u64,
+            latency_ms = 0.009548000000000001_f64,
+            "GET /user/{{id}} {}", 200
+        );
+        tracing::warn!(
+            whole = 1.0_f64,
+            negative = -3_i64,
+            yes = false,
+            "a {} float",
+            "whole"
+        );
+        tracing::error!(text = awkward, debugged = ?awkward, shown = %awkward, "{awkward}");
+    }
+
+    #[test]
+    fn json_lines_are_what_tracing_subscribers_json_format_wrote_in_the_span() {
+        let (ours, theirs) = ours_and_theirs(LogFormat::Json, events);
+        let without_timestamp = |logs: &str| -> Vec<String> {
+            logs.lines()
+                .map(|line| {
+                    let mut line: Value = serde_json::from_str(line).unwrap();
+                    line.as_object_mut().unwrap().shift_remove("timestamp");
+                    // In order: serde_json here keeps the keys as written.
+                    line.to_string()
+                })
+                .collect()
+        };
+        assert_eq!(without_timestamp(&ours).len(), 3, "{ours}");
+        assert_eq!(without_timestamp(&ours), without_timestamp(&theirs));
+        // Byte for byte, timestamps aside.
+        let cut = |logs: &str| -> Vec<String> {
+            logs.lines()
+                .map(|line| line.split_once(",\"level\"").unwrap().1.to_owned())
+                .collect()
+        };
+        assert_eq!(cut(&ours), cut(&theirs));
+    }
+
+    #[test]
+    fn text_lines_are_what_tracing_subscribers_text_format_wrote_in_the_span() {
+        let (ours, theirs) = ours_and_theirs(LogFormat::Text, events);
+        // A message's line feeds are written as they are, in both: a line
+        // that starts with no timestamp continues the one before.
+        let without_timestamp = |logs: &str| -> Vec<String> {
+            logs.lines()
+                .map(|line| match line.split_once(' ') {
+                    Some((stamp, rest)) if stamp.len() == 27 && stamp.ends_with('Z') => {
+                        rest.to_owned()
+                    }
+                    _ => line.to_owned(),
+                })
+                .collect()
+        };
+        assert_eq!(
+            ours.matches(" request{request_id=read-1 ").count(),
+            3,
+            "{ours}"
+        );
+        assert_eq!(without_timestamp(&ours), without_timestamp(&theirs));
     }
 
     #[test]
