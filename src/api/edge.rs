@@ -1,6 +1,6 @@
 //! What every request passes through before and after its handler: a
-//! request id carried by every line it logs, rate limits, the deadline, the error envelope,
-//! the access log and metrics, CORS and security headers.
+//! request id carried by every line it logs, rate limits, the deadline, the
+//! error envelope, the access log and metrics, CORS and security headers.
 
 use std::{
     sync::Arc,

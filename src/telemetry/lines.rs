@@ -120,23 +120,23 @@ where
     } else {
         write!(writer, " {:>5} ", level.as_str())?;
     }
-    let request = REQUEST.try_with(|request| {
-        let (bold, plain) = if ansi {
-            ("\x1b[1m", "\x1b[0m")
-        } else {
-            ("", "")
-        };
-        write!(
-            writer,
-            "{bold}request{{{plain}request_id={} method={:?} route={:?}{bold}}}{plain}: ",
-            request.request_id(),
-            request.method,
-            &*request.route,
-        )
-    });
-    if let Ok(written) = request {
-        written?;
-    }
+    // Outside a request (start-up, shutdown) there is nothing to write.
+    REQUEST
+        .try_with(|request| {
+            let (bold, plain) = if ansi {
+                ("\x1b[1m", "\x1b[0m")
+            } else {
+                ("", "")
+            };
+            write!(
+                writer,
+                "{bold}request{{{plain}request_id={} method={:?} route={:?}{bold}}}{plain}: ",
+                request.request_id(),
+                request.method,
+                &*request.route,
+            )
+        })
+        .unwrap_or(Ok(()))?;
     if ansi {
         write!(writer, "\x1b[2m{}:\x1b[0m ", metadata.target())?;
     } else {
@@ -172,16 +172,15 @@ fn json(mut writer: Writer<'_>, event: &Event<'_>, metadata: &Metadata<'_>) -> f
     fields.result?;
     writer.write_str(",\"target\":")?;
     json_string(&mut writer, metadata.target())?;
-    let request = REQUEST.try_with(|request| {
-        writer.write_str(",\"span\":")?;
-        json_span(&mut writer, request)?;
-        writer.write_str(",\"spans\":[")?;
-        json_span(&mut writer, request)?;
-        writer.write_char(']')
-    });
-    if let Ok(written) = request {
-        written?;
-    }
+    REQUEST
+        .try_with(|request| {
+            writer.write_str(",\"span\":")?;
+            json_span(&mut writer, request)?;
+            writer.write_str(",\"spans\":[")?;
+            json_span(&mut writer, request)?;
+            writer.write_char(']')
+        })
+        .unwrap_or(Ok(()))?;
     writer.write_str("}\n")
 }
 
