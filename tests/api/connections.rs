@@ -58,23 +58,30 @@ async fn a_client_that_never_finishes_its_head_is_cut_off_after_the_timeout() {
 /// Opens a connection, sends `first` (maybe nothing) and then nothing more:
 /// the server must close it after the timeout without serving anything.
 async fn cut_off_after_sending(first: &[u8]) {
-    let (_server, mut stream) = connect_with_short_timeout().await;
-    let opened = Instant::now();
-    stream.write_all(first).await.unwrap();
-    let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
-    let closed = closed.unwrap_or_else(|| {
-        panic!(
-            "after sending {:?} the connection is still open after 10 s",
-            String::from_utf8_lossy(first)
-        )
-    });
-    let after = closed - opened;
-    assert_closed_after_the_timeout(after);
+    let received = closed_after_sending(first).await;
     assert!(
         received.is_empty() || received.starts_with(b"HTTP/1.1 408"),
         "{}",
         String::from_utf8_lossy(&received)
     );
+}
+
+/// Sends `bytes` on a new connection under the short timeout, then waits
+/// for the server to close it: what came back. Fails unless the close came
+/// within the timeout's bounds.
+async fn closed_after_sending(bytes: &[u8]) -> Vec<u8> {
+    let (_server, mut stream) = connect_with_short_timeout().await;
+    stream.write_all(bytes).await.unwrap();
+    let sent = Instant::now();
+    let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
+    let closed = closed.unwrap_or_else(|| {
+        panic!(
+            "after sending {:?} the connection is still open after 10 s",
+            String::from_utf8_lossy(bytes)
+        )
+    });
+    assert_closed_after_the_timeout(closed - sent);
+    received
 }
 
 #[tokio::test]
@@ -91,35 +98,20 @@ async fn a_client_that_stops_inside_the_http2_preface_is_cut_off_after_the_timeo
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
-    let (_server, mut stream) = connect_with_short_timeout().await;
-    stream
-        .write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answered = Instant::now();
-    let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
+    let received = closed_after_sending(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let text = String::from_utf8_lossy(&received);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(!text.to_ascii_lowercase().contains("connection: close"));
-    let after = closed.expect("the idle connection is still open after 10 s") - answered;
-    assert_closed_after_the_timeout(after);
 }
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_after_the_timeout() {
-    let (_server, mut stream) = connect_with_short_timeout().await;
     // HTTP/2 with prior knowledge: the preface, then an empty SETTINGS
     // frame (length 0, type 4, no flags, stream 0), then no stream at all.
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-        .await
-        .unwrap();
-    let opened = Instant::now();
-    let (received, closed) = until_closed(&mut stream, Duration::from_secs(10)).await;
+    let received =
+        closed_after_sending(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await;
     // The server spoke HTTP/2: its first frame is its own SETTINGS.
     assert_eq!(received.get(3), Some(&4), "{received:?}");
-    let after = closed.expect("the idle HTTP/2 connection is still open after 10 s") - opened;
-    assert_closed_after_the_timeout(after);
 }
 
 /// The HTTP/2 frames in `bytes`, as (type, stream) pairs.
