@@ -175,25 +175,27 @@ async fn keep_alive_requests_each_get_the_timeout_from_the_previous_response() {
     }
 }
 
+/// A create's body, sent apart from its head by the tests below.
+const CREATE_BODY: &[u8] =
+    br#"{"name": "Ada", "email": "ada@example.com", "password": "Password@123"}"#;
+
+/// The head of an authenticated `POST /user` carrying [`CREATE_BODY`].
+fn create_head() -> String {
+    format!(
+        "POST /user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        crate::helpers::API_KEY,
+        CREATE_BODY.len()
+    )
+}
+
 #[tokio::test]
 async fn a_request_body_sent_slowly_is_not_cut_off_by_the_header_timeout() {
     let (_server, mut stream) = connect_with_short_timeout().await;
-    let body = br#"{"name": "Ada", "email": "ada@example.com", "password": "Password@123"}"#;
-    stream
-        .write_all(
-            format!(
-                "POST /user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                crate::helpers::API_KEY,
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
+    stream.write_all(create_head().as_bytes()).await.unwrap();
     // The body in three pieces over 1.2 s, past the 700 ms timeout: the
     // handler is reading it, so the request deadline bounds it instead.
-    for piece in body.chunks(body.len().div_ceil(3)) {
+    for piece in CREATE_BODY.chunks(CREATE_BODY.len().div_ceil(3)) {
         tokio::time::sleep(Duration::from_millis(400)).await;
         stream.write_all(piece).await.unwrap();
     }
@@ -217,20 +219,9 @@ async fn past_the_cap_idle_connections_make_room_and_busy_ones_are_kept() {
     let address = base.trim_start_matches("http://").to_owned();
 
     // A request in progress: its head is in, its body is not yet.
-    let body = br#"{"name": "Ada", "email": "ada@example.com", "password": "Password@123"}"#;
     let mut busy = TcpStream::connect(&address).await.unwrap();
-    busy.write_all(
-        format!(
-            "POST /user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            crate::helpers::API_KEY,
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    busy.write_all(&body[..10]).await.unwrap();
+    busy.write_all(create_head().as_bytes()).await.unwrap();
+    busy.write_all(&CREATE_BODY[..10]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Far more half-sent connections than the cap allows.
@@ -267,7 +258,7 @@ async fn past_the_cap_idle_connections_make_room_and_busy_ones_are_kept() {
     );
 
     // The busy one was never touched: it finishes and is answered.
-    busy.write_all(&body[10..]).await.unwrap();
+    busy.write_all(&CREATE_BODY[10..]).await.unwrap();
     let mut answer = vec![0_u8; 12];
     tokio::time::timeout(Duration::from_secs(10), busy.read_exact(&mut answer))
         .await
