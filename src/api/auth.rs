@@ -9,7 +9,9 @@ use poem_openapi::{
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::errors::ApiError;
+use std::sync::Arc;
+
+use super::{errors::ApiError, Shared};
 use crate::{config::SecurityConfig, domain::Caller};
 
 const SCHEME: &str = "ApiKey";
@@ -149,10 +151,10 @@ impl<'a> ApiExtractor<'a> for ApiKey {
         if let Some(caller) = request.extensions().get::<Caller>() {
             return Ok(Self(*caller));
         }
-        let authenticator = request
-            .data::<Authenticator>()
+        let shared = request
+            .data::<Arc<Shared>>()
             .ok_or_else(|| ApiError::Internal("no authenticator configured".into()))?;
-        Ok(Self(authenticator.identify(request.headers())?))
+        Ok(Self(shared.authenticator.identify(request.headers())?))
     }
 }
 

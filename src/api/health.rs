@@ -9,14 +9,10 @@ use poem_openapi::{
 };
 
 use super::{
-    auth::Authenticator,
     views::{PingData, PingEnvelope, Timestamp},
-    ApiTags,
+    ApiTags, Shared,
 };
-use crate::{
-    metrics::Metrics,
-    readiness::{DatabaseState, NotReady, Readiness},
-};
+use crate::readiness::{DatabaseState, NotReady};
 
 #[derive(ApiResponse)]
 pub enum Pong {
@@ -173,13 +169,8 @@ impl HealthApi {
     /// seconds in the background, so it answers at once. Public; with a
     /// valid API key it also says what the driver reported.
     #[oai(path = "/health", method = "get", operation_id = "health")]
-    async fn health(
-        &self,
-        readiness: Data<&Arc<Readiness>>,
-        authenticator: Data<&Authenticator>,
-        request: &Request,
-    ) -> Health {
-        let (database, driver_error) = match readiness.database() {
+    async fn health(&self, shared: Data<&Arc<Shared>>, request: &Request) -> Health {
+        let (database, driver_error) = match shared.readiness.database() {
             DatabaseState::Unknown => (
                 DatabaseHealth {
                     status: DatabaseStatus::Unknown,
@@ -208,15 +199,15 @@ impl HealthApi {
                 Some(error),
             ),
         };
-        let reason = readiness.not_ready();
+        let reason = shared.readiness.not_ready();
         let status = match reason {
             None => ServiceStatus::Up,
             Some(NotReady::NotChecked | NotReady::DatabaseUnreachable) => ServiceStatus::Down,
             Some(_) => ServiceStatus::Degraded,
         };
-        let trusted = authenticator.identify(request.headers()).is_ok();
+        let trusted = shared.authenticator.identify(request.headers()).is_ok();
         let detail = driver_error
-            .or_else(|| readiness.index_failure())
+            .or_else(|| shared.readiness.index_failure())
             .filter(|_| trusted);
         let ready = reason.is_none();
         let status_code = if ready { 200 } else { 503 };
@@ -226,7 +217,7 @@ impl HealthApi {
                 status,
                 reason: reason.map(Into::into),
                 database,
-                indexes_ready: readiness.indexes_ready(),
+                indexes_ready: shared.readiness.indexes_ready(),
                 detail,
             },
             message: if ready { "ready" } else { "not ready" }.to_owned(),
@@ -244,7 +235,7 @@ impl HealthApi {
     /// Request counts and latency by route template and status, database
     /// errors and latency by operation, and the password-hashing queue.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
-    async fn metrics(&self, metrics: Data<&Arc<Metrics>>) -> Exposition {
-        Exposition::Ok(PlainText(metrics.render()))
+    async fn metrics(&self, shared: Data<&Arc<Shared>>) -> Exposition {
+        Exposition::Ok(PlainText(shared.metrics.render()))
     }
 }

@@ -6,6 +6,8 @@
 //! says is checked per item: a bad email fails that item, in `results`,
 //! and the others go in.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use poem::{web::Data, Request};
 use poem_openapi::{param::Header, payload::Json, ApiResponse, Enum, Object, OpenApi};
@@ -17,14 +19,14 @@ use super::{
     errors::{ErrorCode, Failure, FieldProblem},
     fields::{idempotency_key, present, IdempotencyKeyRules, Raw, RawObject},
     operations::ImportUsers,
-    ApiTags,
+    ApiTags, Shared,
 };
 use crate::{
     domain::{
         EmailAddress, ExternalId, FieldError, ImportFailure, ImportOutcome, ImportSecret,
         ImportUser, Metadata, Password, StoredHash, UserId, UserName, ValidationErrors,
     },
-    service::{ImportItem, Imported, UserService},
+    service::{ImportItem, Imported},
 };
 
 /// Most users per request.
@@ -363,7 +365,7 @@ impl ImportApi {
     async fn import(
         &self,
         auth: ApiKey,
-        users: Data<&UserService>,
+        shared: Data<&Arc<Shared>>,
         request: &Request,
         /// As for `POST /user`: a retry with the same key and body within 24
         /// hours returns the first response, with `Idempotent-Replayed: true`.
@@ -380,7 +382,7 @@ impl ImportApi {
             .iter()
             .map(|item| parse_item(item, &mut plaintexts))
             .collect();
-        let (outcomes, replayed) = match users.import(&auth.0, items, key).await? {
+        let (outcomes, replayed) = match shared.users.import(&auth.0, items, key).await? {
             Imported::New(outcomes) => (outcomes, None),
             Imported::Replayed(outcomes) => (outcomes, Some(true)),
         };

@@ -79,14 +79,6 @@ fn openapi_service() -> OpenApiService<Apis, ()> {
 pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let spec = ApiSpec::new(&service);
-    let edge = Arc::new(edge::Edge {
-        routes: RouteTable::new::<Apis>(&DOCUMENTATION_ROUTES),
-        unmatched: "unmatched".into(),
-        limits: state.limits.clone(),
-        authenticator: state.authenticator.clone(),
-        deadline: state.request_timeout,
-        metrics: state.metrics.clone(),
-    });
     let [json, yaml, docs] = DOCUMENTATION_ROUTES;
     let site = Site {
         documentation: [
@@ -96,21 +88,38 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         ],
         api: service.into_endpoint(),
     };
-    let routes = site
-        .data(state.users)
-        .data(state.authenticator)
-        .data(state.limits)
-        .data(state.readiness)
-        .data(state.metrics)
-        .data(users::ConditionalWrites {
-            required: state.require_if_match,
-        })
-        .with(CatchPanic::new().with_handler(|_| {
+    let edge = edge::Edge {
+        routes: RouteTable::new::<Apis>(&DOCUMENTATION_ROUTES),
+        unmatched: "unmatched".into(),
+        limits: state.limits,
+        authenticator: state.authenticator.clone(),
+        deadline: state.request_timeout,
+        metrics: state.metrics.clone(),
+        shared: Arc::new(Shared {
+            users: state.users,
+            authenticator: state.authenticator,
+            readiness: state.readiness,
+            metrics: state.metrics,
+            conditional: users::ConditionalWrites {
+                required: state.require_if_match,
+            },
+        }),
+        inner: site.with(CatchPanic::new().with_handler(|_| {
             let error = ApiError::Internal("a request handler panicked".into());
             poem::error::ResponseError::as_response(&error)
-        }))
-        .around(move |endpoint, request| edge.clone().handle(endpoint, request));
-    edge::finish(routes, state.cors_origins)
+        })),
+    };
+    edge::Finish::new(edge, state.cors_origins)
+}
+
+/// What the handlers share, in one value each request carries (extract it
+/// with `Data<&Arc<Shared>>`).
+pub struct Shared {
+    pub users: UserService,
+    pub authenticator: Authenticator,
+    pub readiness: Arc<Readiness>,
+    pub metrics: Arc<Metrics>,
+    pub conditional: users::ConditionalWrites,
 }
 
 /// The API and, beside it, the spec and Swagger UI at their exact paths.

@@ -1,5 +1,7 @@
 //! `/user`: create, list, read, replace, patch, delete and verify users.
 
+use std::sync::Arc;
+
 use poem::{web::Data, Request};
 use poem_openapi::{
     param::{Header, Path, Query},
@@ -30,14 +32,14 @@ use super::{
         SortRules, TimeRules,
     },
     views::{PageInfo, UserEnvelope, UserListEnvelope},
-    ApiTags,
+    ApiTags, Shared,
 };
 use crate::{
     domain::{
         EmailAddress, ExternalId, Metadata, MetadataChange, NewUser, Password, Precondition,
         ProfileChanges, SearchPrefix, User, UserId, UserName, UserQuery, ValidationErrors,
     },
-    service::{Created, UserService},
+    service::Created,
 };
 
 /// A new user.
@@ -361,7 +363,7 @@ impl UserApi {
     async fn create(
         &self,
         auth: ApiKey,
-        users: Data<&UserService>,
+        shared: Data<&Arc<Shared>>,
         request: &Request,
         /// A unique key per logical create, such as a UUID. A retry with the
         /// same key and body within 24 hours returns the first response (with
@@ -373,7 +375,7 @@ impl UserApi {
     ) -> Result<CreatedUser, Failure<CreateUser>> {
         let user = body.0.into_domain()?;
         let key = idempotency_key(request)?;
-        let (user, replayed) = match users.create(&auth.0, user, key).await? {
+        let (user, replayed) = match shared.users.create(&auth.0, user, key).await? {
             Created::New(user) => (user, None),
             Created::Replayed(user) => (user, Some(true)),
         };
@@ -402,14 +404,14 @@ impl UserApi {
     async fn verify(
         &self,
         _auth: ApiKey,
-        users: Data<&UserService>,
+        shared: Data<&Arc<Shared>>,
         body: JsonBody<VerifyRequest>,
     ) -> Result<Verified, Failure<VerifyUser>> {
         let body = body.0;
         let email = EmailAddress::normalize(body.email.as_str())
             .map_err(|message| ValidationErrors::single("email", message))?;
         let attempt = SecretString::from(body.password.into_string());
-        let user = users.verify(&email, &attempt).await?;
+        let user = shared.users.verify(&email, &attempt).await?;
         Ok(Verified::Ok(Json(UserEnvelope::new(
             user,
             "Credentials verified.",
@@ -429,11 +431,11 @@ impl UserApi {
     async fn clear_lockout(
         &self,
         _auth: ApiKey,
-        users: Data<&UserService>,
+        shared: Data<&Arc<Shared>>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
     ) -> Result<LockoutCleared, Failure<ClearLockout>> {
-        users.clear_lockout(parse_id(&id)?).await?;
+        shared.users.clear_lockout(parse_id(&id)?).await?;
         Ok(LockoutCleared::NoContent)
     }
 
@@ -450,7 +452,7 @@ impl UserApi {
     async fn list(
         &self,
         _auth: ApiKey,
-        users: Data<&UserService>,
+        shared: Data<&Arc<Shared>>,
         request: &Request,
         /// Page size, 1 to 200.
         limit: Query<Option<Raw<LimitRules>>>,
@@ -518,7 +520,7 @@ impl UserApi {
             return Err(errors.into());
         }
 
-        let page = users.list(&query).await?;
+        let page = shared.users.list(&query).await?;
         let link = page
             .next_after
             .map(|next| format!("<{}>; rel=\"next\"", next_page_url(&query, next)));
@@ -548,7 +550,7 @@ impl UserApi {
     async fn get(
         &self,
         _auth: ApiKey,
-        users: Data<&UserService>,
+        shared: Data<&Arc<Shared>>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
         /// Entity tags the client already has: 304 if the user is at one.
@@ -558,7 +560,7 @@ impl UserApi {
     ) -> Result<Fetched, Failure<GetUser>> {
         let id = parse_id(&id)?;
         let if_none_match = header_list(request, IF_NONE_MATCH)?;
-        let user = users.get(id).await?;
+        let user = shared.users.get(id).await?;
         let tag = etag(user.version);
         if not_modified(if_none_match.as_deref(), user.version)? {
             return Ok(Fetched::NotModified(tag));
@@ -579,8 +581,7 @@ impl UserApi {
     async fn replace(
         &self,
         _auth: ApiKey,
-        users: Data<&UserService>,
-        conditional: Data<&ConditionalWrites>,
+        shared: Data<&Arc<Shared>>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
         /// Apply only if the user is at one of these versions (`*`: any).
@@ -590,9 +591,9 @@ impl UserApi {
         body: JsonBody<ReplaceUserRequest>,
     ) -> Result<Updated, Failure<ReplaceUser>> {
         let id = parse_id(&id)?;
-        let precondition = conditional.precondition(request)?;
+        let precondition = shared.conditional.precondition(request)?;
         let changes = RawChanges::from(body.0).into_domain()?;
-        let user = users.update(id, changes, &precondition).await?;
+        let user = shared.users.update(id, changes, &precondition).await?;
         Ok(updated(user))
     }
 
@@ -606,8 +607,7 @@ impl UserApi {
     async fn patch(
         &self,
         _auth: ApiKey,
-        users: Data<&UserService>,
-        conditional: Data<&ConditionalWrites>,
+        shared: Data<&Arc<Shared>>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
         /// Apply only if the user is at one of these versions (`*`: any).
@@ -617,9 +617,9 @@ impl UserApi {
         body: JsonBody<PatchUserRequest>,
     ) -> Result<Updated, Failure<PatchUser>> {
         let id = parse_id(&id)?;
-        let precondition = conditional.precondition(request)?;
+        let precondition = shared.conditional.precondition(request)?;
         let changes = RawChanges::from(body.0).into_domain()?;
-        let user = users.update(id, changes, &precondition).await?;
+        let user = shared.users.update(id, changes, &precondition).await?;
         Ok(updated(user))
     }
 
@@ -630,8 +630,7 @@ impl UserApi {
     async fn delete(
         &self,
         _auth: ApiKey,
-        users: Data<&UserService>,
-        conditional: Data<&ConditionalWrites>,
+        shared: Data<&Arc<Shared>>,
         /// The user's id.
         id: Path<Raw<UserIdRules>>,
         /// Delete only if the user is at one of these versions (`*`: any).
@@ -640,8 +639,8 @@ impl UserApi {
         request: &Request,
     ) -> Result<Deleted, Failure<DeleteUser>> {
         let id = parse_id(&id)?;
-        let precondition = conditional.precondition(request)?;
-        users.delete(id, &precondition).await?;
+        let precondition = shared.conditional.precondition(request)?;
+        shared.users.delete(id, &precondition).await?;
         Ok(Deleted::NoContent)
     }
 }

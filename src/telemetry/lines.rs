@@ -21,6 +21,7 @@ use std::{
 };
 
 use poem::http::HeaderValue;
+use tokio::task::futures::TaskLocalFuture;
 use tracing::{
     field::{Field, Visit},
     Event, Level, Metadata, Subscriber,
@@ -55,8 +56,8 @@ tokio::task_local! {
 
 impl RequestContext {
     /// Runs `future` as this request: the lines it logs name the request.
-    pub async fn scope<F: Future>(self, future: F) -> F::Output {
-        REQUEST.scope(self, future).await
+    pub fn scope<F: Future>(self, future: F) -> TaskLocalFuture<Self, F> {
+        REQUEST.scope(self, future)
     }
 
     /// Runs `job` as this request: for work handed to another thread.
