@@ -1,6 +1,8 @@
 //! API keys: who may call `/user`. Keys are compared as SHA-256 digests in
 //! constant time, and only their digests are kept in memory after startup.
 
+use std::sync::Arc;
+
 use poem::{http::HeaderMap, Request, RequestBody};
 use poem_openapi::{
     registry::{MetaSecurityScheme, Registry},
@@ -8,8 +10,6 @@ use poem_openapi::{
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-use std::sync::Arc;
 
 use super::{errors::ApiError, Shared};
 use crate::{config::SecurityConfig, domain::Caller};
@@ -151,9 +151,9 @@ impl<'a> ApiExtractor<'a> for ApiKey {
         if let Some(caller) = request.extensions().get::<Caller>() {
             return Ok(Self(*caller));
         }
-        let shared = request
-            .data::<Arc<Shared>>()
-            .ok_or_else(|| ApiError::Internal("no authenticator configured".into()))?;
+        let shared = request.data::<Arc<Shared>>().ok_or_else(|| {
+            ApiError::Internal("the request reached a handler without the edge".into())
+        })?;
         Ok(Self(shared.authenticator.identify(request.headers())?))
     }
 }

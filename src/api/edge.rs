@@ -15,14 +15,13 @@ use poem::{
 };
 
 use super::{
-    auth::Authenticator,
     errors::{self, ApiError},
     limits::RateLimits,
     operations::{Budget, Operation},
     routes::RouteTable,
     Shared,
 };
-use crate::{metrics::Metrics, telemetry::RequestContext};
+use crate::telemetry::RequestContext;
 
 /// Request and response headers a browser client may use across origins.
 const CORS_REQUEST_HEADERS: [&str; 6] = [
@@ -51,18 +50,15 @@ const MAX_REQUEST_ID_CHARS: usize = 128;
 ///
 /// One endpoint, not a stack of middleware, and `inner`'s future boxed:
 /// a future is built by copying each layer's inline into the one above it,
-/// and a generic layer's future holds its inner one (often twice over). The
-/// old stack (six `.data()` layers, the deadline, the log scope and CORS
-/// around the API) made a request's future 39 KB, copied layer by layer as
-/// each request began; memmove led the profile. It is 2.4 KB now.
+/// and a generic layer's future holds its inner one (often twice over). A
+/// stack of layers around the API's futures made each request copy tens of
+/// kilobytes as it began (see the README's Performance section).
 pub struct Edge<E> {
     pub routes: RouteTable,
     /// The route label of requests no route serves.
     pub unmatched: Arc<str>,
     pub limits: Arc<RateLimits>,
-    pub authenticator: Authenticator,
     pub deadline: Duration,
-    pub metrics: Arc<Metrics>,
     /// What the handlers share, put in each request for them to extract.
     pub shared: Arc<Shared>,
     pub inner: E,
@@ -116,7 +112,8 @@ impl<E: Endpoint> Endpoint for Edge<E> {
                 latency_ms = elapsed.as_secs_f64() * 1000.0,
                 "{method} {route} {status}"
             );
-            self.metrics
+            self.shared
+                .metrics
                 .observe_request(method, &route, status, elapsed);
             Ok(response)
         })
@@ -135,7 +132,7 @@ impl<E: Endpoint> Edge<E> {
         operation: Option<&Operation>,
     ) -> poem::Result<Response> {
         let caller = match operation.filter(|operation| operation.authenticated) {
-            Some(_) => match self.authenticator.identify(request.headers()) {
+            Some(_) => match self.shared.authenticator.identify(request.headers()) {
                 Ok(caller) => Some(caller),
                 Err(unauthorized) => {
                     self.limits.charge_unauthenticated(&request)?;

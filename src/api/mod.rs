@@ -92,9 +92,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         routes: RouteTable::new::<Apis>(&DOCUMENTATION_ROUTES),
         unmatched: "unmatched".into(),
         limits: state.limits,
-        authenticator: state.authenticator.clone(),
         deadline: state.request_timeout,
-        metrics: state.metrics.clone(),
         shared: Arc::new(Shared {
             users: state.users,
             authenticator: state.authenticator,
@@ -114,7 +112,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
 
 /// What the handlers share, in one value each request carries (extract it
 /// with `Data<&Arc<Shared>>`).
-pub struct Shared {
+pub(crate) struct Shared {
     pub users: UserService,
     pub authenticator: Authenticator,
     pub readiness: Arc<Readiness>,
