@@ -21,16 +21,16 @@ use poem::{
 };
 use poem_openapi::{
     error::{ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError},
-    payload::Json,
     registry::{
         MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
     },
     types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
     ApiResponse, Enum, Object,
 };
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use super::operations::Documented;
+use super::{operations::Documented, views::Json};
 use crate::{
     domain::{UserId, ValidationErrors},
     hashing::HashingError,
@@ -40,8 +40,9 @@ use crate::{
 
 /// A stable, machine-readable error code. New codes may be added; clients
 /// should treat an unknown code by its HTTP status.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Enum, Serialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     ValidationFailed,
     MalformedJson,
@@ -328,7 +329,7 @@ impl ErrorHeader {
 }
 
 /// One rejected field or parameter.
-#[derive(Object, Debug)]
+#[derive(Object, Serialize, Debug)]
 pub struct FieldProblem {
     /// The field or parameter name, such as `email` or `limit`; `body` for the
     /// request body as a whole.
@@ -338,7 +339,7 @@ pub struct FieldProblem {
 }
 
 /// The body of every error response.
-#[derive(Object, Debug)]
+#[derive(Object, Serialize, Debug)]
 pub struct ErrorEnvelope {
     pub data: Null,
     /// What went wrong, naming the offending field where there is one.
@@ -349,6 +350,7 @@ pub struct ErrorEnvelope {
     /// Every rejected field, for `validation_failed`, `invalid_id`,
     /// `email_taken` and `external_id_taken`; absent otherwise.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<Vec<FieldProblem>>,
 }
 
@@ -385,6 +387,12 @@ impl Type for Null {
 impl ToJSON for Null {
     fn to_json(&self) -> Option<Value> {
         Some(Value::Null)
+    }
+}
+
+impl Serialize for Null {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
     }
 }
 

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use poem::{web::Data, Request};
-use poem_openapi::{
-    payload::{Json, PlainText},
-    ApiResponse, Enum, Object, OpenApi,
-};
+use poem_openapi::{payload::PlainText, ApiResponse, Enum, Object, OpenApi};
+use serde::Serialize;
 
 use super::{
-    views::{PingData, PingEnvelope, Timestamp},
+    views::{Json, PingData, PingEnvelope, Timestamp},
     ApiTags, Shared,
 };
 use crate::readiness::{DatabaseState, NotReady};
@@ -22,8 +20,9 @@ pub enum Pong {
 }
 
 /// Whether the database answered the last check.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Enum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum DatabaseStatus {
     Up,
     Down,
@@ -32,20 +31,23 @@ pub enum DatabaseStatus {
 }
 
 /// The last check of the database.
-#[derive(Object, Debug)]
+#[derive(Object, Serialize, Debug)]
 pub struct DatabaseHealth {
     pub status: DatabaseStatus,
     /// How long the last successful check took, in milliseconds.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
     /// When the last check ran.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checked_at: Option<Timestamp>,
 }
 
 /// The service as a whole.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Enum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
     /// Ready to serve every request.
     Up,
@@ -56,8 +58,9 @@ pub enum ServiceStatus {
 }
 
 /// Why the service is not ready: a stable code.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Enum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum NotReadyReason {
     /// The service has just started and not checked the database yet.
     NotChecked,
@@ -86,13 +89,14 @@ impl From<NotReady> for NotReadyReason {
 }
 
 /// Readiness details.
-#[derive(Object, Debug)]
+#[derive(Object, Serialize, Debug)]
 pub struct HealthData {
     /// `true` when the service can serve every request.
     pub ready: bool,
     pub status: ServiceStatus,
     /// Why the service is not ready; absent when it is.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<NotReadyReason>,
     pub database: DatabaseHealth,
     /// Whether the indexes the service relies on (a unique index on email)
@@ -102,12 +106,13 @@ pub struct HealthData {
     /// that send a valid API key (it names hosts, never credentials);
     /// absent otherwise, and when there is nothing to report.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
 /// Readiness in the standard envelope. Unlike errors, a 503 here still
 /// carries `data`: the state that makes the service not ready.
-#[derive(Object, Debug)]
+#[derive(Object, Serialize, Debug)]
 pub struct HealthEnvelope {
     pub data: HealthData,
     /// `ready` or `not ready`.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem::{web::Data, Request};
-use poem_openapi::{param::Header, payload::Json, ApiResponse, Enum, Object, OpenApi};
-use serde::Deserialize;
+use poem_openapi::{param::Header, ApiResponse, Enum, Object, OpenApi};
+use serde::{Deserialize, Serialize};
 
 use super::{
     auth::ApiKey,
@@ -19,6 +19,7 @@ use super::{
     errors::{ErrorCode, Failure, FieldProblem},
     fields::{idempotency_key, present, IdempotencyKeyRules, Raw, RawObject},
     operations::ImportUsers,
+    views::Json,
     ApiTags, Shared,
 };
 use crate::{
@@ -96,8 +97,9 @@ pub struct ImportRequest {
 request_body!(ImportRequest, max_bytes = 1024 * 1024);
 
 /// What became of one item.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Enum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ImportStatus {
     /// The user was stored.
     Created,
@@ -111,29 +113,34 @@ pub enum ImportStatus {
 /// has an `error`: `validation_failed` (with `details`), `email_taken`,
 /// `external_id_taken`, `id_taken`, or `busy` (hashing was saturated; send
 /// the item again).
-#[derive(Object, Debug)]
+#[derive(Object, Serialize, Debug)]
 pub struct ImportResult {
     /// The item's position in `users`, from 0.
     pub index: u32,
     /// The item's `ref`, when it had one.
     #[oai(rename = "ref", skip_serializing_if_is_none)]
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
     pub status: ImportStatus,
     /// The user's id, for `created` and `existing`.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorCode>,
     /// For `failed`: what went wrong.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// For `validation_failed`: every rejected field of the item.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<Vec<FieldProblem>>,
 }
 
 /// What an import did.
-#[derive(Object, Debug)]
+#[derive(Object, Serialize, Debug)]
 pub struct ImportSummary {
     pub created: u32,
     pub existing: u32,
@@ -143,7 +150,7 @@ pub struct ImportSummary {
 }
 
 /// An import's summary in the standard envelope.
-#[derive(Object, Debug)]
+#[derive(Object, Serialize, Debug)]
 pub struct ImportEnvelope {
     pub data: ImportSummary,
     /// What happened, for humans.

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use poem::{web::Data, Request};
 use poem_openapi::{
     param::{Header, Path, Query},
-    payload::Json,
     ApiResponse, Object, OpenApi,
 };
 use secrecy::SecretString;
@@ -31,7 +30,7 @@ use super::{
         parse_sort, parse_time, CursorRules, FlagRules, IdListRules, LimitRules, SearchRules,
         SortRules, TimeRules,
     },
-    views::{PageInfo, UserEnvelope, UserListEnvelope},
+    views::{Json, PageInfo, UserEnvelope, UserListEnvelope},
     ApiTags, Shared,
 };
 use crate::{
