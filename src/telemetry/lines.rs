@@ -15,10 +15,14 @@
 //! dependency's (h2's, at debug) would only add noise.
 
 use std::{
+    cell::Cell,
     fmt::{self, Write as _},
     future::Future,
     sync::Arc,
+    time::UNIX_EPOCH,
 };
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use poem::http::HeaderValue;
 use tokio::task::futures::TaskLocalFuture;
@@ -28,11 +32,7 @@ use tracing::{
 };
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::{
-    fmt::{
-        format::Writer,
-        time::{FormatTime, SystemTime},
-        FmtContext, FormatEvent, FormatFields,
-    },
+    fmt::{format::Writer, FmtContext, FormatEvent, FormatFields},
     registry::LookupSpan,
 };
 
@@ -114,12 +114,18 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     let ansi = writer.has_ansi_escapes();
-    SystemTime.format_time(&mut writer)?;
+    write_timestamp(&mut writer)?;
     let level = metadata.level();
     if ansi {
         write!(writer, " {}{:>5}\x1b[0m ", colour(level), level.as_str())?;
     } else {
-        write!(writer, " {:>5} ", level.as_str())?;
+        writer.write_str(match *level {
+            Level::ERROR => " ERROR ",
+            Level::WARN => "  WARN ",
+            Level::INFO => "  INFO ",
+            Level::DEBUG => " DEBUG ",
+            Level::TRACE => " TRACE ",
+        })?;
     }
     // Outside a request (start-up, shutdown) there is nothing to write.
     REQUEST
@@ -129,22 +135,240 @@ where
             } else {
                 ("", "")
             };
-            write!(
-                writer,
-                "{bold}request{{{plain}request_id={} method={:?} route={:?}{bold}}}{plain}: ",
-                request.request_id(),
-                request.method,
-                &*request.route,
-            )
+            for piece in [bold, "request{", plain, "request_id=", request.request_id()] {
+                writer.write_str(piece)?;
+            }
+            writer.write_str(" method=")?;
+            debug_str(&mut writer, request.method)?;
+            writer.write_str(" route=")?;
+            debug_str(&mut writer, &request.route)?;
+            for piece in [bold, "}", plain, ": "] {
+                writer.write_str(piece)?;
+            }
+            Ok(())
         })
         .unwrap_or(Ok(()))?;
     if ansi {
         write!(writer, "\x1b[2m{}:\x1b[0m ", metadata.target())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
     } else {
-        write!(writer, "{}: ", metadata.target())?;
+        writer.write_str(metadata.target())?;
+        writer.write_str(": ")?;
+        let mut fields = TextFields {
+            sanitize: writer.sanitizes_ansi_escapes(),
+            writer: writer.by_ref(),
+            first: true,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
     }
-    ctx.field_format().format_fields(writer.by_ref(), event)?;
-    writeln!(writer)
+    writer.write_char('\n')
+}
+
+/// `text` as `{text:?}` writes it, without the formatting machinery when
+/// nothing in it needs escaping (route templates, method names).
+fn debug_str(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    if text
+        .bytes()
+        .all(|byte| (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\')
+    {
+        out.write_char('"')?;
+        out.write_str(text)?;
+        out.write_char('"')
+    } else {
+        write!(out, "{text:?}")
+    }
+}
+
+/// The time now, as tracing-subscriber's `SystemTime` writes it:
+/// `2026-01-31T09:30:00.000000Z`. The date and time of day are worked out
+/// once a second on each thread, not on every line.
+fn write_timestamp(out: &mut impl fmt::Write) -> fmt::Result {
+    write_time(out, std::time::SystemTime::now())
+}
+
+fn write_time(out: &mut impl fmt::Write, time: std::time::SystemTime) -> fmt::Result {
+    thread_local! {
+        /// The second last written on this thread, and its text up to
+        /// the seconds' digits.
+        static SECOND: Cell<Option<(u64, [u8; 19])>> = const { Cell::new(None) };
+    }
+    let Ok(since) = time.duration_since(UNIX_EPOCH) else {
+        // A clock set before 1970: written as it is, the slow way.
+        let time = DateTime::<Utc>::from(time);
+        return write!(out, "{}", time.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+    };
+    let second = since.as_secs();
+    let date = match SECOND.get() {
+        Some((cached, date)) if cached == second => date,
+        _ => {
+            let Some(date) = date_and_time(second) else {
+                let time = DateTime::<Utc>::from(time);
+                return write!(out, "{}", time.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+            };
+            SECOND.set(Some((second, date)));
+            date
+        }
+    };
+    let mut fraction = *b".000000Z";
+    let mut micros = since.subsec_micros();
+    for digit in fraction[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out.write_str(std::str::from_utf8(&date).map_err(|_| fmt::Error)?)?;
+    out.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for a second after 1970, if its year has four digits.
+fn date_and_time(second: u64) -> Option<[u8; 19]> {
+    let time = DateTime::<Utc>::from_timestamp(i64::try_from(second).ok()?, 0)?;
+    let year = u32::try_from(time.year())
+        .ok()
+        .filter(|year| *year <= 9999)?;
+    let mut text = *b"0000-00-00T00:00:00";
+    let mut put = |at: usize, width: usize, mut value: u32| {
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, time.month());
+    put(8, 2, time.day());
+    put(11, 2, time.hour());
+    put(14, 2, time.minute());
+    put(17, 2, time.second());
+    Some(text)
+}
+
+/// Writes an event's fields as tracing-subscriber's default text format
+/// does without colours: the message first (its terminal control
+/// characters escaped), then `name=value` pairs with each value as `Debug`
+/// writes it, separated by spaces. Fields the `log` bridge adds (`log.*`)
+/// are left out, and a raw identifier's `r#` is dropped.
+struct TextFields<'a> {
+    writer: Writer<'a>,
+    /// Whether the message's control characters are escaped.
+    sanitize: bool,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl TextFields<'_> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>, bool) -> fmt::Result) {
+        let name = field.name();
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        let sanitize = self.sanitize;
+        let first = std::mem::replace(&mut self.first, false);
+        self.result = (|| {
+            if !first {
+                self.writer.write_char(' ')?;
+            }
+            if name != "message" {
+                self.writer
+                    .write_str(name.strip_prefix("r#").unwrap_or(name))?;
+                self.writer.write_char('=')?;
+            }
+            value(&mut self.writer, sanitize)
+        })();
+    }
+
+    /// The message, escaped as tracing-subscriber escapes it.
+    fn message(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        self.field(field, |w, sanitize| match sanitize {
+            true => write!(ControlEscaped(w), "{value}"),
+            false => w.write_fmt(value),
+        });
+    }
+}
+
+impl Visit for TextFields<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.field(field, |w, _| write!(w, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.field(field, |w, _| write!(w, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.field(field, |w, _| {
+            w.write_str(if value { "true" } else { "false" })
+        });
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message(field, format_args!("{value}")),
+            _ => self.field(field, |w, _| debug_str(w, value)),
+        }
+    }
+
+    /// The error's text, then its sources' (if it has any) as a list.
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let name = field.name();
+        self.field(field, |w, sanitize| {
+            let escaped = |w: &mut Writer<'_>, text: &dyn fmt::Display| match sanitize {
+                true => write!(ControlEscaped(w), "{text}"),
+                false => write!(w, "{text}"),
+            };
+            escaped(w, value)?;
+            let mut source = value.source();
+            if source.is_none() {
+                return Ok(());
+            }
+            write!(w, " {name}.sources=[")?;
+            let mut separator = "";
+            while let Some(error) = source {
+                w.write_str(separator)?;
+                escaped(w, error)?;
+                separator = ", ";
+                source = error.source();
+            }
+            w.write_char(']')
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "message" => self.message(field, format_args!("{value:?}")),
+            _ => self.field(field, |w, _| write!(w, "{value:?}")),
+        }
+    }
+}
+
+/// Escapes what is written through it as tracing-subscriber escapes a
+/// message: the control characters a terminal could act on (ESC, BEL, BS,
+/// FF, DEL, and the C1 range) become their escapes; the rest goes through
+/// in runs, not a character at a time.
+struct ControlEscaped<'a, W: fmt::Write>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for ControlEscaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (at, ch) in text.char_indices() {
+            let escape = match ch {
+                '\x1b' => "\\x1b",
+                '\x07' => "\\x07",
+                '\x08' => "\\x08",
+                '\x0c' => "\\x0c",
+                '\x7f' => "\\x7f",
+                '\u{80}'..='\u{9f}' => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[plain..at])?;
+            match escape {
+                "" => write!(self.0, "\\u{{{:x}}}", ch as u32)?,
+                escape => self.0.write_str(escape)?,
+            }
+            plain = at + ch.len_utf8();
+        }
+        self.0.write_str(&text[plain..])
+    }
 }
 
 fn colour(level: &Level) -> &'static str {
@@ -163,7 +387,7 @@ fn colour(level: &Level) -> &'static str {
 /// them. Never coloured.
 fn json(mut writer: Writer<'_>, event: &Event<'_>, metadata: &Metadata<'_>) -> fmt::Result {
     writer.write_str("{\"timestamp\":\"")?;
-    SystemTime.format_time(&mut writer)?;
+    write_timestamp(&mut writer)?;
     write!(writer, "\",\"level\":\"{}\"", metadata.level().as_str())?;
     let mut fields = JsonFields {
         writer: writer.by_ref(),
@@ -197,8 +421,9 @@ fn json_span(writer: &mut Writer<'_>, request: &RequestContext) -> fmt::Result {
     writer.write_str(",\"name\":\"request\"}")
 }
 
-/// Writes an event's fields as `,"name":value` pairs. Numbers and booleans
-/// stay JSON numbers and booleans; everything else becomes a string.
+/// Writes an event's fields as `,"name":value` pairs. 64-bit numbers, floats
+/// and booleans stay JSON numbers and booleans; everything else (128-bit
+/// numbers included, as tracing-subscriber writes them) becomes a string.
 struct JsonFields<'a> {
     writer: Writer<'a>,
     result: fmt::Result,
@@ -233,14 +458,6 @@ impl Visit for JsonFields<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| write!(w, "{value}"));
-    }
-
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        self.field(field, |w| write!(w, "{value}"));
-    }
-
-    fn record_u128(&mut self, field: &Field, value: u128) {
         self.field(field, |w| write!(w, "{value}"));
     }
 
@@ -306,7 +523,10 @@ mod tests {
     };
 
     use serde_json::{json, Value};
-    use tracing_subscriber::fmt::MakeWriter;
+    use tracing_subscriber::fmt::{
+        time::{FormatTime, SystemTime},
+        MakeWriter,
+    };
 
     use super::*;
 
@@ -422,8 +642,42 @@ mod tests {
         (ours, theirs)
     }
 
+    /// An error with a chain of sources, for `record_error`.
+    #[derive(Debug)]
+    struct Failure(&'static str, Option<Box<Failure>>);
+
+    impl fmt::Display for Failure {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Failure {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|source| source as _)
+        }
+    }
+
     fn events() {
-        let awkward = "quote \" backslash \\ cr \r lf \n tab \t bs \u{8} ff \u{c} us \u{1f} del \u{7f} é 雪 🦀";
+        let awkward =
+            "quote \" backslash \\ cr \r lf \n tab \t bs \u{8} ff \u{c} us \u{1f} del \u{7f} \
+                       esc \u{1b}[31m bel \u{7} c1 \u{85}\u{9b} é 雪 🦀";
+        let chained = Failure(
+            "cannot read \u{1b}[2J",
+            Some(Box::new(Failure(
+                "pool closed",
+                Some(Box::new(Failure("reset \u{7}", None))),
+            ))),
+        );
+        let alone = Failure("alone", None);
+        tracing::error!(
+            cause = &chained as &(dyn std::error::Error + 'static),
+            single = &alone as &(dyn std::error::Error + 'static),
+            r#type = "raw",
+            "{}",
+            "failed"
+        );
+        tracing::info!(message = awkward, unsigned = u64::MAX, wide = -7_i128);
         tracing::info!(
             target: "access",
             status = 200_u64,
@@ -453,7 +707,7 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(without_timestamp(&ours).len(), 3, "{ours}");
+        assert_eq!(without_timestamp(&ours).len(), 5, "{ours}");
         assert_eq!(without_timestamp(&ours), without_timestamp(&theirs));
         // Byte for byte, timestamps aside.
         let cut = |logs: &str| -> Vec<String> {
@@ -481,7 +735,7 @@ mod tests {
         };
         assert_eq!(
             ours.matches(" request{request_id=read-1 ").count(),
-            3,
+            5,
             "{ours}"
         );
         assert_eq!(without_timestamp(&ours), without_timestamp(&theirs));
@@ -507,6 +761,51 @@ mod tests {
         assert_eq!(
             outside,
             " INFO user_api::telemetry::lines::tests: outside a request database=\"users\""
+        );
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chrono_formats_them_whatever_the_second() {
+        use std::time::{Duration, SystemTime};
+        let reference = |time: SystemTime| {
+            DateTime::<Utc>::from(time)
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string()
+        };
+        let at = |seconds: u64, nanos: u32| UNIX_EPOCH + Duration::new(seconds, nanos);
+        let times = [
+            at(1_769_851_800, 0),
+            at(1_769_851_800, 999_999_999),
+            at(1_769_851_801, 1_000),
+            // Back to a second already written: the cache must not stick.
+            at(1_769_851_800, 500_000_000),
+            at(951_782_400, 123_456_789), // 2000-02-29
+            at(0, 0),
+            at(253_402_300_799, 999_999_000), // 9999-12-31T23:59:59
+            at(253_402_300_800, 0),           // year 10000
+            UNIX_EPOCH - Duration::from_millis(1_250),
+        ];
+        for time in times {
+            let mut ours = String::new();
+            write_time(&mut ours, time).unwrap();
+            assert_eq!(ours, reference(time));
+        }
+        // And as tracing-subscriber's own clock writes the time now.
+        let mut theirs = String::new();
+        SystemTime
+            .format_time(&mut Writer::new(&mut theirs))
+            .unwrap();
+        let mut ours = String::new();
+        write_timestamp(&mut ours).unwrap();
+        let parse = |text: &str| {
+            assert_eq!(text.len(), 27, "{text}");
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.6fZ").unwrap()
+        };
+        let apart = parse(&ours) - parse(&theirs);
+        assert!(apart >= chrono::TimeDelta::zero(), "{theirs} then {ours}");
+        assert!(
+            apart < chrono::TimeDelta::seconds(5),
+            "{theirs} then {ours}"
         );
     }
 
