@@ -99,11 +99,21 @@ impl RouteTable {
     /// The route that serves `path`, preferring literal segments over
     /// parameters, as the router does (`/user/verify` before `/user/{id}`).
     fn find(&self, path: &str) -> Option<&KnownRoute> {
+        // A route without parameters serves its own path only, and before
+        // any with parameters: one comparison each, no splitting.
+        let literal = self
+            .0
+            .iter()
+            .find(|route| route.params == 0 && *route.template == *path);
+        if literal.is_some() {
+            return literal;
+        }
         let count = path.split('/').count();
         self.0
             .iter()
             .filter(|route| {
-                route.segments.len() == count
+                route.params > 0
+                    && route.segments.len() == count
                     && route
                         .segments
                         .iter()
@@ -138,6 +148,62 @@ impl RouteTable {
                 .methods
                 .iter()
                 .any(|(_, operation)| operation.is_some_and(|op| op.authenticated)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Apis, DOCUMENTATION_ROUTES};
+
+    #[test]
+    fn literal_routes_win_over_parameters_and_nothing_else_matches() {
+        let table = RouteTable::new::<Apis>(&DOCUMENTATION_ROUTES);
+        let template = |method: Method, path: &str| {
+            let matched = table.matched(&method, path);
+            (
+                matched.template.map(|template| template.to_string()),
+                matched.operation.is_some(),
+            )
+        };
+        let some = |template: &str, served: bool| (Some(template.to_owned()), served);
+        assert_eq!(template(Method::GET, "/ping"), some("/ping", true));
+        assert_eq!(
+            template(Method::GET, "/openapi.json"),
+            some("/openapi.json", false)
+        );
+        assert_eq!(template(Method::POST, "/user"), some("/user", true));
+        assert_eq!(
+            template(Method::POST, "/user/verify"),
+            some("/user/verify", true)
+        );
+        assert_eq!(
+            template(Method::POST, "/user/import"),
+            some("/user/import", true)
+        );
+        // `verify` as an id: the literal route still names it, with no
+        // operation for GET there.
+        assert_eq!(
+            template(Method::GET, "/user/verify"),
+            some("/user/verify", false)
+        );
+        assert_eq!(template(Method::GET, "/user/abc"), some("/user/{id}", true));
+        assert_eq!(
+            template(Method::DELETE, "/user/abc/lockout"),
+            some("/user/{id}/lockout", true)
+        );
+        // An empty id is still the `{id}` segment.
+        assert_eq!(template(Method::GET, "/user/"), some("/user/{id}", true));
+        for path in [
+            "/",
+            "",
+            "/pingx",
+            "/user/a/b",
+            "/user/a/lockout/x",
+            "/users",
+        ] {
+            assert_eq!(template(Method::GET, path), (None, false), "{path}");
         }
     }
 }
