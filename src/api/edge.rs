@@ -3,15 +3,18 @@
 //! error envelope, the access log and metrics, CORS and security headers.
 
 use std::{
+    future::Future,
+    panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use futures::{future::BoxFuture, FutureExt};
 use poem::{
-    endpoint::BoxEndpoint,
+    endpoint::{BoxEndpoint, DynEndpoint},
     http::{header, HeaderValue, Method},
     middleware::Cors,
-    Endpoint, EndpointExt, IntoResponse, Request, Response,
+    Endpoint, EndpointExt, Request, Response,
 };
 
 use super::{
@@ -46,14 +49,17 @@ const REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// The API behind its edge: every request passes through here on its way
-/// to `inner` (the spec, Swagger UI and the API's own router).
+/// to the spec, Swagger UI or the API's own router.
 ///
-/// One endpoint, not a stack of middleware, and `inner`'s future boxed:
-/// a future is built by copying each layer's inline into the one above it,
-/// and a generic layer's future holds its inner one (often twice over). A
+/// One endpoint, not a stack of middleware: a future is built by copying
+/// each layer's inline into the one above it, and a generic layer's future
+/// holds its inner one (often twice over), and the request with it. A
 /// stack of layers around the API's futures made each request copy tens of
-/// kilobytes as it began (see the README's Performance section).
-pub struct Edge<E> {
+/// kilobytes as it began (see the README's Performance section). So the
+/// edge also dispatches to the documentation routes and contains a
+/// handler's panic itself, and calls the endpoint it picked through its
+/// box, whose future is boxed already.
+pub struct Edge {
     pub routes: RouteTable,
     /// The route label of requests no route serves.
     pub unmatched: Arc<str>,
@@ -61,10 +67,13 @@ pub struct Edge<E> {
     pub deadline: Duration,
     /// What the handlers share, put in each request for them to extract.
     pub shared: Arc<Shared>,
-    pub inner: E,
+    /// The spec and Swagger UI, each at its exact path.
+    pub documentation: [(&'static str, BoxEndpoint<'static>); 3],
+    /// The API's own router (poem-openapi's), for every other path.
+    pub api: BoxEndpoint<'static>,
 }
 
-impl<E: Endpoint> Endpoint for Edge<E> {
+impl Endpoint for Edge {
     type Output = Response;
 
     /// Runs a request as itself (its id, method and route on every line it
@@ -120,7 +129,7 @@ impl<E: Endpoint> Endpoint for Edge<E> {
     }
 }
 
-impl<E: Endpoint> Edge<E> {
+impl Edge {
     /// Authenticates an operation that needs a key, first: a request
     /// without a valid one is answered 401 here, drawing only from the
     /// budget of unauthenticated requests (so it cannot spend the budget of
@@ -149,15 +158,34 @@ impl<E: Endpoint> Edge<E> {
             extensions.insert(caller);
         }
         let deadline = self.deadline * operation.map_or(1, |operation| operation.deadline_factor);
-        let call = Box::pin(self.inner.call(request));
+        let path = request.uri().path();
+        let endpoint = self
+            .documentation
+            .iter()
+            .find(|(known, _)| *known == path)
+            .map_or(&self.api, |(_, endpoint)| endpoint);
+        let call = contain_panics(DynEndpoint::call(&**endpoint, request));
         match tokio::time::timeout(deadline, call).await {
-            Ok(result) => result.map(IntoResponse::into_response),
+            Ok(result) => result,
             Err(_elapsed) => Err(ApiError::Timeout {
                 seconds: deadline.as_secs_f64().ceil() as u64,
             }
             .into()),
         }
     }
+}
+
+/// `handler`, with a panic in it turned into an internal error: answered
+/// 500 in the envelope and logged, like any other, rather than a dropped
+/// connection.
+fn contain_panics(
+    handler: BoxFuture<'_, poem::Result<Response>>,
+) -> impl Future<Output = poem::Result<Response>> + '_ {
+    AssertUnwindSafe(handler).catch_unwind().map(|caught| {
+        caught.unwrap_or_else(|_panic| {
+            Err(ApiError::Internal("a request handler panicked".into()).into())
+        })
+    })
 }
 
 /// The request's method from a fixed set, those RFC 9110 defines and
@@ -262,5 +290,41 @@ impl<E: Endpoint<Output = Response>> Endpoint for Finish<E> {
             HeaderValue::from_static("nosniff"),
         );
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::http::StatusCode;
+    use serde_json::Value;
+
+    use super::*;
+
+    async fn answer(handler: BoxFuture<'_, poem::Result<Response>>) -> (StatusCode, String) {
+        let response = match contain_panics(handler).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        };
+        let status = response.status();
+        (status, response.into_body().into_string().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_is_answered_500_in_the_envelope() {
+        let (status, body) = answer(Box::pin(async { panic!("a handler bug") })).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["status_code"], 500, "{body}");
+        assert_eq!(body["data"], Value::Null, "{body}");
+        assert!(!body.to_string().contains("a handler bug"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_does_not_panic_is_answered_as_it_answers() {
+        let (status, body) = answer(Box::pin(async {
+            Ok(Response::builder().status(StatusCode::CREATED).body("made"))
+        }))
+        .await;
+        assert_eq!((status, body.as_str()), (StatusCode::CREATED, "made"));
     }
 }

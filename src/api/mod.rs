@@ -22,10 +22,7 @@ use std::{
     time::Duration,
 };
 
-use poem::{
-    endpoint::BoxEndpoint, get, http::HeaderValue, middleware::CatchPanic, Endpoint, EndpointExt,
-    IntoEndpoint, Request, Response,
-};
+use poem::{get, http::HeaderValue, Endpoint, EndpointExt, IntoEndpoint, Response};
 use poem_openapi::{ContactObject, OpenApiService, Tags};
 
 pub use auth::Authenticator;
@@ -80,14 +77,6 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let service = openapi_service();
     let spec = ApiSpec::new(&service);
     let [json, yaml, docs] = DOCUMENTATION_ROUTES;
-    let site = Site {
-        documentation: [
-            (json, get(spec.json_endpoint()).boxed()),
-            (yaml, get(spec.yaml_endpoint()).boxed()),
-            (docs, get(spec.swagger_ui_endpoint()).boxed()),
-        ],
-        api: service.into_endpoint(),
-    };
     let edge = edge::Edge {
         routes: RouteTable::new::<Apis>(&DOCUMENTATION_ROUTES),
         unmatched: "unmatched".into(),
@@ -102,10 +91,12 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
                 required: state.require_if_match,
             },
         }),
-        inner: site.with(CatchPanic::new().with_handler(|_| {
-            let error = ApiError::Internal("a request handler panicked".into());
-            poem::error::ResponseError::as_response(&error)
-        })),
+        documentation: [
+            (json, get(spec.json_endpoint()).boxed()),
+            (yaml, get(spec.yaml_endpoint()).boxed()),
+            (docs, get(spec.swagger_ui_endpoint()).boxed()),
+        ],
+        api: service.into_endpoint(),
     };
     edge::Finish::new(edge, state.cors_origins)
 }
@@ -118,26 +109,6 @@ pub(crate) struct Shared {
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
     pub conditional: users::ConditionalWrites,
-}
-
-/// The API and, beside it, the spec and Swagger UI at their exact paths.
-/// Not a `Route` nesting the API's own router: that layer would rebuild the
-/// URI and record the matched pattern on every request, for three paths.
-struct Site<A> {
-    documentation: [(&'static str, BoxEndpoint<'static>); 3],
-    api: A,
-}
-
-impl<A: Endpoint<Output = Response>> Endpoint for Site<A> {
-    type Output = Response;
-
-    async fn call(&self, request: Request) -> poem::Result<Response> {
-        let path = request.uri().path();
-        match self.documentation.iter().find(|(known, _)| *known == path) {
-            Some((_, endpoint)) => endpoint.call(request).await,
-            None => self.api.call(request).await,
-        }
-    }
 }
 
 /// The template of the route that serves `path`, such as `/user/{id}`, as
