@@ -766,8 +766,8 @@ mod tests {
 
     #[test]
     fn timestamps_are_written_as_chrono_formats_them_whatever_the_second() {
-        use std::time::{Duration, SystemTime};
-        let reference = |time: SystemTime| {
+        use std::time::Duration;
+        let reference = |time: std::time::SystemTime| {
             DateTime::<Utc>::from(time)
                 .format("%Y-%m-%dT%H:%M:%S%.6fZ")
                 .to_string()
@@ -790,7 +790,8 @@ mod tests {
             write_time(&mut ours, time).unwrap();
             assert_eq!(ours, reference(time));
         }
-        // And as tracing-subscriber's own clock writes the time now.
+        // And as tracing-subscriber's own clock (its `SystemTime`) writes
+        // the time now.
         let mut theirs = String::new();
         SystemTime
             .format_time(&mut Writer::new(&mut theirs))
