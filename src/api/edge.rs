@@ -9,7 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{future::BoxFuture, FutureExt};
+use futures::{
+    future::{BoxFuture, Either},
+    FutureExt,
+};
 use poem::{
     endpoint::{BoxEndpoint, DynEndpoint},
     http::{header, HeaderValue, Method},
@@ -164,7 +167,7 @@ impl Edge {
             .iter()
             .find(|(known, _)| *known == path)
             .map_or(&self.api, |(_, endpoint)| endpoint);
-        let call = contain_panics(DynEndpoint::call(&**endpoint, request));
+        let call = contain_panics(|| DynEndpoint::call(&**endpoint, request));
         match tokio::time::timeout(deadline, call).await {
             Ok(result) => result,
             Err(_elapsed) => Err(ApiError::Timeout {
@@ -175,17 +178,23 @@ impl Edge {
     }
 }
 
-/// `handler`, with a panic in it turned into an internal error: answered
-/// 500 in the envelope and logged, like any other, rather than a dropped
-/// connection.
-fn contain_panics(
-    handler: BoxFuture<'_, poem::Result<Response>>,
-) -> impl Future<Output = poem::Result<Response>> + '_ {
-    AssertUnwindSafe(handler).catch_unwind().map(|caught| {
-        caught.unwrap_or_else(|_panic| {
-            Err(ApiError::Internal("a request handler panicked".into()).into())
-        })
-    })
+/// The handler `start` begins, with a panic in it (or in beginning it)
+/// turned into an internal error: answered 500 in the envelope and logged,
+/// like any other, rather than a dropped connection.
+fn contain_panics<'a>(
+    start: impl FnOnce() -> BoxFuture<'a, poem::Result<Response>>,
+) -> impl Future<Output = poem::Result<Response>> + 'a {
+    fn panicked() -> poem::Result<Response> {
+        Err(ApiError::Internal("a request handler panicked".into()).into())
+    }
+    match std::panic::catch_unwind(AssertUnwindSafe(start)) {
+        Ok(handler) => Either::Left(
+            AssertUnwindSafe(handler)
+                .catch_unwind()
+                .map(|caught| caught.unwrap_or_else(|_panic| panicked())),
+        ),
+        Err(_panic) => Either::Right(std::future::ready(panicked())),
+    }
 }
 
 /// The request's method from a fixed set, those RFC 9110 defines and
@@ -300,8 +309,10 @@ mod tests {
 
     use super::*;
 
-    async fn answer(handler: BoxFuture<'_, poem::Result<Response>>) -> (StatusCode, String) {
-        let response = match contain_panics(handler).await {
+    async fn answer(
+        start: impl FnOnce() -> BoxFuture<'static, poem::Result<Response>>,
+    ) -> (StatusCode, String) {
+        let response = match contain_panics(start).await {
             Ok(response) => response,
             Err(error) => error.into_response(),
         };
@@ -309,21 +320,31 @@ mod tests {
         (status, response.into_body().into_string().await.unwrap())
     }
 
-    #[tokio::test]
-    async fn a_handler_that_panics_is_answered_500_in_the_envelope() {
-        let (status, body) = answer(Box::pin(async { panic!("a handler bug") })).await;
+    fn assert_internal_error(status: StatusCode, body: &str) {
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        let body: Value = serde_json::from_str(&body).unwrap();
+        let body: Value = serde_json::from_str(body).unwrap();
         assert_eq!(body["status_code"], 500, "{body}");
         assert_eq!(body["data"], Value::Null, "{body}");
         assert!(!body.to_string().contains("a handler bug"), "{body}");
     }
 
     #[tokio::test]
+    async fn a_handler_that_panics_is_answered_500_in_the_envelope() {
+        let (status, body) = answer(|| Box::pin(async { panic!("a handler bug") })).await;
+        assert_internal_error(status, &body);
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_as_it_begins_is_answered_500_in_the_envelope() {
+        let (status, body) = answer(|| panic!("a handler bug")).await;
+        assert_internal_error(status, &body);
+    }
+
+    #[tokio::test]
     async fn a_handler_that_does_not_panic_is_answered_as_it_answers() {
-        let (status, body) = answer(Box::pin(async {
-            Ok(Response::builder().status(StatusCode::CREATED).body("made"))
-        }))
+        let (status, body) = answer(|| {
+            Box::pin(async { Ok(Response::builder().status(StatusCode::CREATED).body("made")) })
+        })
         .await;
         assert_eq!((status, body.as_str()), (StatusCode::CREATED, "made"));
     }

@@ -32,7 +32,11 @@ use tracing::{
 };
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::{
-    fmt::{format::Writer, FmtContext, FormatEvent, FormatFields},
+    fmt::{
+        format::Writer,
+        time::{FormatTime, SystemTime},
+        FmtContext, FormatEvent, FormatFields,
+    },
     registry::LookupSpan,
 };
 
@@ -183,30 +187,26 @@ fn debug_str(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
 
 /// The time now, as tracing-subscriber's `SystemTime` writes it:
 /// `2026-01-31T09:30:00.000000Z`. The date and time of day are worked out
-/// once a second on each thread, not on every line.
+/// once a second on each thread, not on every line; a clock outside 1970
+/// to 9999 is left to tracing-subscriber's own (which does not fail on it).
 fn write_timestamp(out: &mut impl fmt::Write) -> fmt::Result {
     write_time(out, std::time::SystemTime::now())
+        .unwrap_or_else(|| SystemTime.format_time(&mut Writer::new(out)))
 }
 
-fn write_time(out: &mut impl fmt::Write, time: std::time::SystemTime) -> fmt::Result {
+/// `time` as [`write_timestamp`] writes it, if it falls from 1970 to 9999.
+fn write_time(out: &mut impl fmt::Write, time: std::time::SystemTime) -> Option<fmt::Result> {
     thread_local! {
         /// The second last written on this thread, and its text up to
         /// the seconds' digits.
         static SECOND: Cell<Option<(u64, [u8; 19])>> = const { Cell::new(None) };
     }
-    let Ok(since) = time.duration_since(UNIX_EPOCH) else {
-        // A clock set before 1970: written as it is, the slow way.
-        let time = DateTime::<Utc>::from(time);
-        return write!(out, "{}", time.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
-    };
+    let since = time.duration_since(UNIX_EPOCH).ok()?;
     let second = since.as_secs();
     let date = match SECOND.get() {
         Some((cached, date)) if cached == second => date,
         _ => {
-            let Some(date) = date_and_time(second) else {
-                let time = DateTime::<Utc>::from(time);
-                return write!(out, "{}", time.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
-            };
+            let date = date_and_time(second)?;
             SECOND.set(Some((second, date)));
             date
         }
@@ -217,8 +217,12 @@ fn write_time(out: &mut impl fmt::Write, time: std::time::SystemTime) -> fmt::Re
         *digit = b'0' + (micros % 10) as u8;
         micros /= 10;
     }
-    out.write_str(std::str::from_utf8(&date).map_err(|_| fmt::Error)?)?;
-    out.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+    Some(write_ascii(out, &date).and_then(|()| write_ascii(out, &fraction)))
+}
+
+/// Digits and punctuation, as text.
+fn write_ascii(out: &mut impl fmt::Write, text: &[u8]) -> fmt::Result {
+    out.write_str(std::str::from_utf8(text).map_err(|_| fmt::Error)?)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for a second after 1970, if its year has four digits.
@@ -523,10 +527,7 @@ mod tests {
     };
 
     use serde_json::{json, Value};
-    use tracing_subscriber::fmt::{
-        time::{FormatTime, SystemTime},
-        MakeWriter,
-    };
+    use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
 
@@ -678,6 +679,13 @@ mod tests {
             "failed"
         );
         tracing::info!(message = awkward, unsigned = u64::MAX, wide = -7_i128);
+        // Fields the `log` bridge adds are not written.
+        tracing::warn!(
+            log.line = 42_u64,
+            kept = 1_u64,
+            log.file = "a.rs",
+            "from the log crate"
+        );
         tracing::info!(
             target: "access",
             status = 200_u64,
@@ -707,7 +715,7 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(without_timestamp(&ours).len(), 5, "{ours}");
+        assert_eq!(without_timestamp(&ours).len(), 6, "{ours}");
         assert_eq!(without_timestamp(&ours), without_timestamp(&theirs));
         // Byte for byte, timestamps aside.
         let cut = |logs: &str| -> Vec<String> {
@@ -735,7 +743,7 @@ mod tests {
         };
         assert_eq!(
             ours.matches(" request{request_id=read-1 ").count(),
-            5,
+            6,
             "{ours}"
         );
         assert_eq!(without_timestamp(&ours), without_timestamp(&theirs));
@@ -782,13 +790,21 @@ mod tests {
             at(951_782_400, 123_456_789), // 2000-02-29
             at(0, 0),
             at(253_402_300_799, 999_999_000), // 9999-12-31T23:59:59
-            at(253_402_300_800, 0),           // year 10000
-            UNIX_EPOCH - Duration::from_millis(1_250),
         ];
         for time in times {
             let mut ours = String::new();
-            write_time(&mut ours, time).unwrap();
+            write_time(&mut ours, time).unwrap().unwrap();
             assert_eq!(ours, reference(time));
+        }
+        // Outside 1970 to 9999 the line is left to tracing-subscriber's
+        // clock, with nothing written here.
+        for time in [
+            at(253_402_300_800, 0), // year 10000
+            UNIX_EPOCH - Duration::from_millis(1_250),
+        ] {
+            let mut ours = String::new();
+            assert!(write_time(&mut ours, time).is_none(), "{ours}");
+            assert_eq!(ours, "");
         }
         // And as tracing-subscriber's own clock (its `SystemTime`) writes
         // the time now.
