@@ -167,34 +167,33 @@ mod tests {
                 matched.operation.is_some(),
             )
         };
-        let some = |template: &str, served: bool| (Some(template.to_owned()), served);
-        assert_eq!(template(Method::GET, "/ping"), some("/ping", true));
-        assert_eq!(
-            template(Method::GET, "/openapi.json"),
-            some("/openapi.json", false)
-        );
-        assert_eq!(template(Method::POST, "/user"), some("/user", true));
-        assert_eq!(
-            template(Method::POST, "/user/verify"),
-            some("/user/verify", true)
-        );
-        assert_eq!(
-            template(Method::POST, "/user/import"),
-            some("/user/import", true)
-        );
-        // `verify` as an id: the literal route still names it, with no
-        // operation for GET there.
-        assert_eq!(
-            template(Method::GET, "/user/verify"),
-            some("/user/verify", false)
-        );
-        assert_eq!(template(Method::GET, "/user/abc"), some("/user/{id}", true));
-        assert_eq!(
-            template(Method::DELETE, "/user/abc/lockout"),
-            some("/user/{id}/lockout", true)
-        );
-        // An empty id is still the `{id}` segment.
-        assert_eq!(template(Method::GET, "/user/"), some("/user/{id}", true));
+        // (method, path, the template naming it, whether an operation serves it)
+        let served = [
+            (Method::GET, "/ping", "/ping", true),
+            (Method::GET, "/openapi.json", "/openapi.json", false),
+            (Method::POST, "/user", "/user", true),
+            (Method::POST, "/user/verify", "/user/verify", true),
+            (Method::POST, "/user/import", "/user/import", true),
+            // `verify` as an id: the literal route still names it, with no
+            // operation for GET there.
+            (Method::GET, "/user/verify", "/user/verify", false),
+            (Method::GET, "/user/abc", "/user/{id}", true),
+            (
+                Method::DELETE,
+                "/user/abc/lockout",
+                "/user/{id}/lockout",
+                true,
+            ),
+            // An empty id is still the `{id}` segment.
+            (Method::GET, "/user/", "/user/{id}", true),
+        ];
+        for (method, path, expected, operation) in served {
+            assert_eq!(
+                template(method, path),
+                (Some(expected.to_owned()), operation),
+                "{path}"
+            );
+        }
         for path in [
             "/",
             "",
