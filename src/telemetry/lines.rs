@@ -353,26 +353,38 @@ struct ControlEscaped<'a, W: fmt::Write>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for ControlEscaped<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        let mut plain = 0;
-        for (at, ch) in text.char_indices() {
-            let escape = match ch {
-                '\x1b' => "\\x1b",
-                '\x07' => "\\x07",
-                '\x08' => "\\x08",
-                '\x0c' => "\\x0c",
-                '\x7f' => "\\x7f",
-                '\u{80}'..='\u{9f}' => "",
-                _ => continue,
-            };
-            self.0.write_str(&text[plain..at])?;
-            match escape {
-                "" => write!(self.0, "\\u{{{:x}}}", ch as u32)?,
-                escape => self.0.write_str(escape)?,
-            }
-            plain = at + ch.len_utf8();
-        }
-        self.0.write_str(&text[plain..])
+        write_escaped(
+            self.0,
+            text,
+            |ch| {
+                matches!(
+                    ch,
+                    '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' | '\u{80}'..='\u{9f}'
+                )
+            },
+            |out, ch| match ch {
+                '\u{80}'..='\u{9f}' => write!(out, "\\u{{{:x}}}", ch as u32),
+                _ => write!(out, "\\x{:02x}", ch as u32),
+            },
+        )
     }
+}
+
+/// Writes `text` to `out` in runs, each character `escapes` picks written
+/// by `escape` in its place.
+fn write_escaped<W: fmt::Write>(
+    out: &mut W,
+    text: &str,
+    escapes: impl Fn(char) -> bool,
+    escape: impl Fn(&mut W, char) -> fmt::Result,
+) -> fmt::Result {
+    let mut plain = 0;
+    for (at, ch) in text.char_indices().filter(|&(_, ch)| escapes(ch)) {
+        out.write_str(&text[plain..at])?;
+        escape(out, ch)?;
+        plain = at + ch.len_utf8();
+    }
+    out.write_str(&text[plain..])
 }
 
 fn colour(level: &Level) -> &'static str {
@@ -495,27 +507,21 @@ struct JsonEscaped<'a, W: fmt::Write>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for JsonEscaped<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        let mut plain = 0;
-        for (at, byte) in text.bytes().enumerate() {
-            let escape = match byte {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0x08 => "\\b",
-                0x0c => "\\f",
-                0..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&text[plain..at])?;
-            match escape {
-                "" => write!(self.0, "\\u{byte:04x}")?,
-                escape => self.0.write_str(escape)?,
-            }
-            plain = at + 1;
-        }
-        self.0.write_str(&text[plain..])
+        write_escaped(
+            self.0,
+            text,
+            |ch| matches!(ch, '"' | '\\' | '\0'..='\x1f'),
+            |out, ch| match ch {
+                '"' => out.write_str("\\\""),
+                '\\' => out.write_str("\\\\"),
+                '\n' => out.write_str("\\n"),
+                '\r' => out.write_str("\\r"),
+                '\t' => out.write_str("\\t"),
+                '\x08' => out.write_str("\\b"),
+                '\x0c' => out.write_str("\\f"),
+                _ => write!(out, "\\u{:04x}", ch as u32),
+            },
+        )
     }
 }
 
