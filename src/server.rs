@@ -34,7 +34,7 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{fence, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
     task::{Context, Poll},
@@ -185,9 +185,13 @@ struct Open {
 #[derive(Default)]
 struct Connections {
     open: Mutex<BTreeMap<u64, Open>>,
-    /// Signalled whenever a connection ends or finishes its last request
-    /// in progress (and so may make room).
+    /// Signalled whenever a connection ends, and when one finishes its last
+    /// request in progress (and so may make room) while an accept waits.
     ended: Notify,
+    /// Accepts waiting at the cap for room. Only while there are any does a
+    /// connection going idle signal `ended`: that takes the `Notify`'s lock,
+    /// which every request of every worker would otherwise contend for.
+    waiting_for_room: AtomicUsize,
 }
 
 impl Connections {
@@ -228,6 +232,34 @@ impl Connections {
     fn ended(&self, id: u64) {
         self.lock().remove(&id);
         self.ended.notify_waiters();
+    }
+
+    /// Makes room as [`Self::make_room`] does, waiting (until `shutdown`)
+    /// for a connection to end or go idle if every one is busy; false if
+    /// `shutdown` came first.
+    async fn wait_for_room(
+        &self,
+        cap: usize,
+        limit: Duration,
+        shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> bool {
+        let mut shutdown = shutdown;
+        // Announced before looking, so that a request ending after the look
+        // sees it and signals (the two fences pair with `InProgress::drop`).
+        self.waiting_for_room.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let made = loop {
+            let ended = self.ended.notified();
+            if self.make_room(cap, limit) {
+                break true;
+            }
+            tokio::select! {
+                () = shutdown.as_mut() => break false,
+                () = ended => {}
+            }
+        };
+        self.waiting_for_room.fetch_sub(1, Ordering::SeqCst);
+        made
     }
 }
 
@@ -275,9 +307,14 @@ impl Drop for InProgress {
             activity.handling.fetch_sub(1, Ordering::AcqRel);
         }
         // The connection just went idle: an accept waiting at the cap may
-        // now close it to make room.
+        // now close it to make room. Either that accept's look at the
+        // connections sees this request gone, or this sees the accept
+        // waiting (the fences order the two).
         if activity.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.connections.ended.notify_waiters();
+            fence(Ordering::SeqCst);
+            if self.connections.waiting_for_room.load(Ordering::SeqCst) > 0 {
+                self.connections.ended.notify_waiters();
+            }
         }
     }
 }
@@ -338,7 +375,7 @@ pub async fn serve(
     let stopping = CancellationToken::new();
     let mut next_id = 0_u64;
     tokio::pin!(shutdown);
-    'accept: loop {
+    loop {
         let (stream, remote) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -352,15 +389,15 @@ pub async fn serve(
                 }
             },
         };
-        loop {
-            let ended = connections.ended.notified();
-            if connections.make_room(limits.max_connections, limits.header_read_timeout) {
-                break;
-            }
-            tokio::select! {
-                () = &mut shutdown => break 'accept,
-                () = ended => {}
-            }
+        if !connections
+            .wait_for_room(
+                limits.max_connections,
+                limits.header_read_timeout,
+                shutdown.as_mut(),
+            )
+            .await
+        {
+            break;
         }
         let id = next_id;
         next_id += 1;

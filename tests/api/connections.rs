@@ -279,6 +279,76 @@ async fn past_the_cap_idle_connections_make_room_and_busy_ones_are_kept() {
 }
 
 #[tokio::test]
+async fn at_the_cap_with_every_connection_busy_a_new_client_waits_for_a_request_to_end() {
+    let (_server, base) = Server::start(|command| {
+        command
+            .env("MAX_CONNECTIONS", "2")
+            .env("HEADER_READ_TIMEOUT_MS", "60000");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+
+    // As many connections as the cap allows, each with a request in
+    // progress: its head is in, its body is not yet.
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream.write_all(create_head().as_bytes()).await.unwrap();
+        stream.write_all(&CREATE_BODY[..10]).await.unwrap();
+        busy.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A third client is not served while both are busy...
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let waiting = tokio::spawn(async move {
+        client
+            .get(format!("{base}/ping"))
+            .send()
+            .await
+            .map(|answer| answer.status())
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !waiting.is_finished(),
+        "answered past the cap while every connection was busy: {:?}",
+        waiting.await
+    );
+
+    // ...until one request ends: its connection goes idle, is closed to
+    // make room, and the waiting client is served.
+    busy[0].write_all(&CREATE_BODY[10..]).await.unwrap();
+    let mut answer = vec![0_u8; 12];
+    busy[0].read_exact(&mut answer).await.unwrap();
+    assert_eq!(
+        &answer,
+        b"HTTP/1.1 201",
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let status = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting client is served once a request ends")
+        .unwrap()
+        .expect("the waiting client's request succeeds");
+    assert_eq!(status, StatusCode::OK);
+    let (_, closed) = until_closed(&mut busy[0], Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "the idle connection was not closed");
+
+    // The other request in progress was never touched.
+    let mut still_busy = [0_u8; 1];
+    let read =
+        tokio::time::timeout(Duration::from_millis(300), busy[1].read(&mut still_busy)).await;
+    assert!(
+        read.is_err(),
+        "the busy connection was answered or closed: {read:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_default_cap_follows_the_descriptor_limit_and_is_logged() {
     let (server, _base) = Server::start(|command| {
         command.env("RUST_LOG", "info");
