@@ -244,22 +244,38 @@ impl Connections {
         shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> bool {
         let mut shutdown = shutdown;
-        // Announced before looking, so that a request ending after the look
-        // sees it and signals (the two fences pair with `InProgress::drop`).
-        self.waiting_for_room.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        let made = loop {
+        let _waiting = WaitingForRoom::announce(&self.waiting_for_room);
+        loop {
             let ended = self.ended.notified();
             if self.make_room(cap, limit) {
-                break true;
+                return true;
             }
             tokio::select! {
-                () = shutdown.as_mut() => break false,
+                () = shutdown.as_mut() => return false,
                 () = ended => {}
             }
-        };
-        self.waiting_for_room.fetch_sub(1, Ordering::SeqCst);
-        made
+        }
+    }
+}
+
+/// An accept counted in `Connections::waiting_for_room` for as long as it
+/// lives, however its wait ends.
+struct WaitingForRoom<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingForRoom<'a> {
+    /// Announced before the accept looks for room, so that a request ending
+    /// after the look sees it and signals: the fence pairs with the one in
+    /// `InProgress::drop`.
+    fn announce(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        Self(waiting)
+    }
+}
+
+impl Drop for WaitingForRoom<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

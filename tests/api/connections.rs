@@ -297,7 +297,9 @@ async fn at_the_cap_with_every_connection_busy_a_new_client_waits_for_a_request_
         stream.write_all(&CREATE_BODY[..10]).await.unwrap();
         busy.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Time for the server to read both heads (until then a connection
+    // counts as idle, and would make room).
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     // A third client is not served while both are busy...
     let client = reqwest::Client::builder()
