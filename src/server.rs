@@ -188,9 +188,10 @@ struct Connections {
     /// Signalled whenever a connection ends, and when one finishes its last
     /// request in progress (and so may make room) while an accept waits.
     ended: Notify,
-    /// Accepts waiting at the cap for room. Only while there are any does a
-    /// connection going idle signal `ended`: that takes the `Notify`'s lock,
-    /// which every request of every worker would otherwise contend for.
+    /// Accepts looking for room (for a moment) or waiting at the cap for it.
+    /// Only while there are any does a connection going idle signal `ended`:
+    /// that takes the `Notify`'s lock, which every request of every worker
+    /// would otherwise contend for.
     waiting_for_room: AtomicUsize,
 }
 
