@@ -242,9 +242,8 @@ impl Connections {
         &self,
         cap: usize,
         limit: Duration,
-        shutdown: Pin<&mut impl Future<Output = ()>>,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> bool {
-        let mut shutdown = shutdown;
         let _waiting = WaitingForRoom::announce(&self.waiting_for_room);
         loop {
             let ended = self.ended.notified();
