@@ -14,13 +14,14 @@ use futures::{
     FutureExt,
 };
 use poem::{
-    endpoint::{BoxEndpoint, DynEndpoint},
+    endpoint::BoxEndpoint,
     http::{header, HeaderValue, Method},
     middleware::Cors,
     Endpoint, EndpointExt, Request, Response,
 };
 
 use super::{
+    dispatch::Dispatch,
     errors::{self, ApiError},
     limits::RateLimits,
     operations::{Budget, Operation},
@@ -59,9 +60,8 @@ const MAX_REQUEST_ID_CHARS: usize = 128;
 /// holds its inner one (often twice over), and the request with it. A
 /// stack of layers around the API's futures made each request copy tens of
 /// kilobytes as it began (see the README's Performance section). So the
-/// edge also dispatches to the documentation routes and contains a
-/// handler's panic itself, and calls the endpoint it picked through its
-/// box, whose future is boxed already.
+/// edge contains a handler's panic itself, and calls the endpoint
+/// [`Dispatch`] picks through its box, whose future is boxed already.
 pub struct Edge {
     pub routes: RouteTable,
     /// The route label of requests no route serves.
@@ -70,10 +70,8 @@ pub struct Edge {
     pub deadline: Duration,
     /// What the handlers share, put in each request for them to extract.
     pub shared: Arc<Shared>,
-    /// The spec and Swagger UI, each at its exact path.
-    pub documentation: [(&'static str, BoxEndpoint<'static>); 3],
-    /// The API's own router (poem-openapi's), for every other path.
-    pub api: BoxEndpoint<'static>,
+    /// The operations, the spec and Swagger UI.
+    pub dispatch: Dispatch,
 }
 
 impl Endpoint for Edge {
@@ -161,13 +159,7 @@ impl Edge {
             extensions.insert(caller);
         }
         let deadline = self.deadline * operation.map_or(1, |operation| operation.deadline_factor);
-        let path = request.uri().path();
-        let endpoint = self
-            .documentation
-            .iter()
-            .find(|(known, _)| *known == path)
-            .map_or(&self.api, |(_, endpoint)| endpoint);
-        let call = contain_panics(|| DynEndpoint::call(&**endpoint, request));
+        let call = contain_panics(|| self.dispatch.call(request));
         match tokio::time::timeout(deadline, call).await {
             Ok(result) => result,
             Err(_elapsed) => Err(ApiError::Timeout {

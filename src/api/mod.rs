@@ -3,6 +3,7 @@
 mod auth;
 pub(crate) mod body;
 mod conditional;
+mod dispatch;
 mod edge;
 mod errors;
 mod fields;
@@ -22,7 +23,7 @@ use std::{
     time::Duration,
 };
 
-use poem::{get, http::HeaderValue, Endpoint, EndpointExt, IntoEndpoint, Response};
+use poem::{http::HeaderValue, Endpoint, Response};
 use poem_openapi::{ContactObject, OpenApiService, Tags};
 
 pub use auth::Authenticator;
@@ -31,6 +32,7 @@ pub use limits::RateLimits;
 pub use paging::encode_cursor;
 pub use spec::ApiSpec;
 
+use dispatch::Dispatch;
 use routes::RouteTable;
 
 use crate::{metrics::Metrics, readiness::Readiness, service::UserService};
@@ -60,14 +62,14 @@ const DOCUMENTATION_ROUTES: [&str; 3] = ["/openapi.json", "/openapi.yaml", "/doc
 
 pub(crate) type Apis = (health::HealthApi, users::UserApi, import::ImportApi);
 
+fn apis() -> Apis {
+    (health::HealthApi, users::UserApi, import::ImportApi)
+}
+
 fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (health::HealthApi, users::UserApi, import::ImportApi),
-        "User API",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(include_str!("description.md"))
-    .contact(ContactObject::new().name("user-api maintainers"))
+    OpenApiService::new(apis(), "User API", env!("CARGO_PKG_VERSION"))
+        .description(include_str!("description.md"))
+        .contact(ContactObject::new().name("user-api maintainers"))
 }
 
 /// The whole HTTP application: the API, its spec, Swagger UI at `/docs`, and
@@ -91,12 +93,14 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
                 required: state.require_if_match,
             },
         }),
-        documentation: [
-            (json, get(spec.json_endpoint()).boxed()),
-            (yaml, get(spec.yaml_endpoint()).boxed()),
-            (docs, get(spec.swagger_ui_endpoint()).boxed()),
-        ],
-        api: service.into_endpoint(),
+        dispatch: Dispatch::new(
+            apis(),
+            [
+                Dispatch::get(json, spec.json_endpoint()),
+                Dispatch::get(yaml, spec.yaml_endpoint()),
+                Dispatch::get(docs, spec.swagger_ui_endpoint()),
+            ],
+        ),
     };
     edge::Finish::new(edge, state.cors_origins)
 }

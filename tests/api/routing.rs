@@ -49,11 +49,34 @@ async fn a_wrong_method_is_405_with_allow() {
     }
 }
 
+/// HEAD is answered as GET is, without the body, on every kind of route:
+/// one without parameters, the spec, one with a query string and one with
+/// a path parameter. A route without GET refuses it.
 #[tokio::test]
 async fn head_is_served_for_get_routes() {
     let app = TestApp::spawn().await;
-    let reply = app.request(Method::HEAD, "/ping", None).await;
-    assert_eq!(reply.status, StatusCode::OK);
+    let user = app.create_user("Head Request", "head@example.com").await;
+    let id = crate::helpers::id(&user);
+    for path in [
+        "/ping".to_owned(),
+        "/openapi.json".to_owned(),
+        "/user?limit=1".to_owned(),
+        "/user?limit=0".to_owned(),
+        format!("/user/{id}"),
+        "/user/65a1b2c3d4e5f60718293a4b".to_owned(),
+    ] {
+        let get = app.get(&path).await;
+        let head = app.request(Method::HEAD, &path, None).await;
+        assert_eq!(head.status, get.status, "{path}");
+        assert!(!get.text.is_empty(), "{path}");
+        assert_eq!(head.text, "", "{path}");
+        for name in ["content-type", "etag", "link", "cache-control"] {
+            assert_eq!(head.header(name), get.header(name), "{path}: {name}");
+        }
+    }
+    let verify = app.request(Method::HEAD, "/user/verify", None).await;
+    assert_eq!(verify.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(verify.header("allow"), Some("POST"));
 }
 
 /// hyper accepts any token as a method. A made-up one is refused like any
