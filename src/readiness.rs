@@ -10,12 +10,13 @@
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, RwLock, Weak,
+        Arc, RwLock,
     },
     time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
 
 use crate::{
     store::{IdempotencyStore, LockoutStore, StoreError, UserStore},
@@ -220,8 +221,17 @@ impl Checker {
     }
 }
 
-/// Checks the database once, now, then keeps checking in the background for
-/// as long as the returned handle is alive.
+/// How long start-up waits for the first check before it serves anyway. A
+/// database that answers is checked well within it. One that accepts
+/// connections but does not answer (or a first look for foreign documents
+/// that is slow on a busy one) must not keep the port closed: until the
+/// check is done, `/health` answers 503 and says why, and writes answer 503
+/// `unavailable`.
+const FIRST_CHECK_WAIT: Duration = Duration::from_secs(5);
+
+/// Checks the database once, now, waiting up to [`FIRST_CHECK_WAIT`] for
+/// the outcome; then keeps checking in the background for as long as the
+/// returned handle is alive.
 pub async fn watch(
     users: UserStore,
     idempotency: IdempotencyStore,
@@ -234,6 +244,24 @@ pub async fn watch(
         lockout,
         legacy_free: AtomicBool::new(false),
     };
+    let (checked, first_check) = oneshot::channel();
+    tokio::spawn(keep_checking(checker, readiness.clone(), checked));
+    if tokio::time::timeout(FIRST_CHECK_WAIT, first_check)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the database has not finished its first check within {} s; serving anyway \
+             (refusing writes until it is done) and finishing it in the background",
+            FIRST_CHECK_WAIT.as_secs_f64()
+        );
+    }
+    readiness
+}
+
+/// Checks now, says so on `checked`, then checks again and again, until the
+/// service is gone.
+async fn keep_checking(checker: Checker, readiness: Arc<Readiness>, checked: oneshot::Sender<()>) {
     let first = checker.check(&readiness).await;
     if let Err(error) = &first {
         tracing::warn!(
@@ -241,15 +269,10 @@ pub async fn watch(
             "the database is unreachable; serving anyway and retrying in the background"
         );
     }
-    tokio::spawn(keep_checking(
-        checker,
-        Arc::downgrade(&readiness),
-        first.is_ok(),
-    ));
-    readiness
-}
-
-async fn keep_checking(checker: Checker, readiness: Weak<Readiness>, mut healthy: bool) {
+    // Start-up may have stopped waiting already.
+    let _ = checked.send(());
+    let mut healthy = first.is_ok();
+    let readiness = Arc::downgrade(&readiness);
     let mut retry = FIRST_RETRY;
     loop {
         tokio::time::sleep(if healthy { CHECK_EVERY } else { retry }).await;

@@ -5,9 +5,13 @@ use std::time::{Duration, Instant};
 use mongodb::bson::{doc, oid::ObjectId};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
 
 use crate::{
-    helpers::{Reply, TestApp, PASSWORD},
+    helpers::{fresh_database, mongo_uri, Reply, TestApp, PASSWORD},
     process::Database,
 };
 
@@ -171,6 +175,78 @@ async fn the_service_starts_before_its_database_and_writes_wait_for_the_indexes(
     app.post_user(json!({ "name": "Twin", "email": "LATER@example.com", "password": PASSWORD }))
         .await
         .assert_error(409, "email_taken");
+}
+
+/// A database that takes connections but never answers a command: a proxy
+/// to the test database that passes the driver's handshakes and heartbeats
+/// through, and holds back the first message that names `ping` (the first
+/// thing the service's readiness check sends) and everything after it on
+/// that connection, answering nothing. Returns the proxy's port.
+async fn a_database_that_never_answers() -> u16 {
+    let upstream = mongo_uri();
+    let upstream = upstream
+        .trim_start_matches("mongodb://")
+        .split(['/', '?', ','])
+        .next()
+        .expect("a host in the test database's URI")
+        .to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = TcpStream::connect(&upstream).await.unwrap();
+            let (mut from_client, mut to_client) = client.into_split();
+            let (mut from_server, mut to_server) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+            });
+            tokio::spawn(async move {
+                // Each wire-protocol message starts with its length.
+                let mut length = [0; 4];
+                while from_client.read_exact(&mut length).await.is_ok() {
+                    let mut message = length.to_vec();
+                    message.resize(i32::from_le_bytes(length) as usize, 0);
+                    if from_client.read_exact(&mut message[4..]).await.is_err() {
+                        return;
+                    }
+                    if message.windows(5).any(|name| name == b"ping\0") {
+                        std::future::pending::<()>().await;
+                    }
+                    if to_server.write_all(&message).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A database that accepts connections and never answers (a hung server,
+/// or a slow first look on a busy one) does not keep the port closed: the
+/// service opens it after the first check's wait, says in `/health` that it
+/// has not checked the database, and refuses writes meanwhile.
+#[tokio::test]
+async fn a_database_that_never_answers_does_not_keep_the_port_closed() {
+    let proxy = a_database_that_never_answers().await;
+    let uri = format!(
+        "mongodb://127.0.0.1:{proxy}/{}?directConnection=true",
+        fresh_database()
+    );
+    let app = tokio::time::timeout(
+        Duration::from_secs(30),
+        TestApp::spawn_with(|config| config.mongo_uri = uri),
+    )
+    .await
+    .expect("the service opens its port within 30 s");
+    assert_eq!(app.get("/ping").await.status, StatusCode::OK);
+    let reply = health(&app).await;
+    reply.assert_status_only(503);
+    assert_eq!(reply.data()["reason"], "not_checked", "{}", reply.text);
+    assert_eq!(reply.data()["status"], "down", "{}", reply.text);
+    app.post_user(json!({ "name": "Early", "email": "early@example.com", "password": PASSWORD }))
+        .await
+        .assert_error(503, "unavailable");
 }
 
 /// The database comes back empty (a restore, a new cluster): the service
