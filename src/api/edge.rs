@@ -15,7 +15,7 @@ use futures::{
 };
 use poem::{
     endpoint::BoxEndpoint,
-    http::{header, HeaderValue, Method},
+    http::{header, HeaderName, HeaderValue, Method},
     middleware::Cors,
     Endpoint, EndpointExt, Request, Response,
 };
@@ -49,7 +49,8 @@ const CORS_RESPONSE_HEADERS: [&str; 7] = [
     "x-request-id",
 ];
 
-const REQUEST_ID: &str = "x-request-id";
+/// A static name: not parsed for every request.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// The API behind its edge: every request passes through here on its way
@@ -222,7 +223,7 @@ fn request_id(request: &Request) -> HeaderValue {
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
     };
-    match request.headers().get(REQUEST_ID).filter(safe) {
+    match request.headers().get(&REQUEST_ID).filter(safe) {
         Some(id) => id.clone(),
         None => {
             let mut text = [0; uuid::fmt::Hyphenated::LENGTH];

@@ -4,7 +4,10 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use poem::{http::StatusCode, IntoResponse, Response};
+use poem::{
+    http::{header, HeaderValue, StatusCode},
+    IntoResponse, Response,
+};
 use poem_openapi::{
     payload::Payload,
     registry::{MetaSchema, MetaSchemaRef, Registry},
@@ -47,8 +50,12 @@ impl<T: Type + Send> Payload for Json<T> {
 impl<T: Serialize + Send> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         match serde_json::to_vec(&self.0) {
+            // A static value: not parsed and copied for every response.
             Ok(body) => Response::builder()
-                .content_type(JSON_CONTENT_TYPE)
+                .header(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(JSON_CONTENT_TYPE),
+                )
                 .body(body),
             // Only a map with keys that are not strings fails, and no body
             // type has one: an internal error if one ever does.
