@@ -143,7 +143,8 @@ pub fn explain(err: &clap::Error) -> String {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseConfig {
     /// How long an operation may wait to find a usable server: while the
-    /// database is down, requests fail after this with 503.
+    /// database is down, requests fail after this with 503. A readiness
+    /// ping that takes twice as long counts as the database being down.
     #[arg(long, env = "MONGO_SERVER_SELECTION_TIMEOUT_MS", default_value_t = 3_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub server_selection_timeout_ms: u64,

@@ -10,7 +10,7 @@
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, RwLock,
+        Arc, RwLock, Weak,
     },
     time::{Duration, Instant},
 };
@@ -62,6 +62,9 @@ pub struct Readiness {
     /// The last index failure, to report.
     index_failure: RwLock<Option<String>>,
     legacy: AtomicBool,
+    /// The database has been looked at for foreign documents at least once,
+    /// so `legacy` says whether it holds some.
+    legacy_known: AtomicBool,
 }
 
 /// How often the database is checked while it answers.
@@ -83,6 +86,12 @@ impl Readiness {
     /// document of another service's makes uniqueness uncertain.
     pub fn writable(&self) -> bool {
         self.indexes.load(Ordering::SeqCst) && !self.legacy.load(Ordering::SeqCst)
+    }
+
+    /// Whether the database has been looked at for foreign documents yet:
+    /// until it has, a user that is not found may be one of them.
+    pub fn legacy_known(&self) -> bool {
+        self.legacy_known.load(Ordering::SeqCst)
     }
 
     pub fn indexes_ready(&self) -> bool {
@@ -125,10 +134,24 @@ impl Readiness {
     }
 }
 
+/// Why a check found the database unusable.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// It took the connection but did not answer: a hung server, or a
+    /// proxy with nothing behind it. The driver has no time limit of its own
+    /// for a command on a connection it already holds.
+    #[error("the database did not answer a ping within {} ms", .0.as_millis())]
+    NoAnswer(Duration),
+}
+
 struct Checker {
     users: UserStore,
     idempotency: IdempotencyStore,
     lockout: LockoutStore,
+    /// How long a ping may take before the database counts as down.
+    ping_limit: Duration,
     /// Whether the collection is known to hold no foreign documents since
     /// the database last came up. Looking costs a collection scan when there
     /// are none, so it is done once per time the database comes up, and
@@ -140,9 +163,12 @@ struct Checker {
 impl Checker {
     /// Pings the database and, once it answers, looks for foreign documents
     /// and makes sure of the indexes.
-    async fn check(&self, readiness: &Readiness) -> Result<(), StoreError> {
+    async fn check(&self, readiness: &Readiness) -> Result<(), CheckError> {
         let started = Instant::now();
-        let outcome = self.users.ping().await;
+        let outcome = match tokio::time::timeout(self.ping_limit, self.users.ping()).await {
+            Ok(answered) => answered.map_err(CheckError::from),
+            Err(_elapsed) => Err(CheckError::NoAnswer(self.ping_limit)),
+        };
         let checked_at = Utc::now();
         if let Err(error) = outcome {
             readiness.record(DatabaseState::Down {
@@ -161,7 +187,7 @@ impl Checker {
         if !self.legacy_free.load(Ordering::SeqCst) {
             self.look_for_legacy_documents(readiness).await?;
         }
-        self.confirm_indexes(readiness).await
+        Ok(self.confirm_indexes(readiness).await?)
     }
 
     async fn look_for_legacy_documents(&self, readiness: &Readiness) -> Result<(), StoreError> {
@@ -178,6 +204,7 @@ impl Checker {
             _ => {}
         }
         self.legacy_free.store(found.is_none(), Ordering::SeqCst);
+        readiness.legacy_known.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -231,38 +258,46 @@ const FIRST_CHECK_WAIT: Duration = Duration::from_secs(5);
 
 /// Checks the database once, now, waiting up to [`FIRST_CHECK_WAIT`] for
 /// the outcome; then keeps checking in the background for as long as the
-/// returned handle is alive.
+/// returned handle is alive. A ping that takes longer than `ping_limit`
+/// counts as the database being down.
 pub async fn watch(
     users: UserStore,
     idempotency: IdempotencyStore,
     lockout: LockoutStore,
+    ping_limit: Duration,
 ) -> Arc<Readiness> {
     let readiness = Arc::new(Readiness::default());
     let checker = Checker {
         users,
         idempotency,
         lockout,
+        ping_limit,
         legacy_free: AtomicBool::new(false),
     };
     let (checked, first_check) = oneshot::channel();
-    tokio::spawn(keep_checking(checker, readiness.clone(), checked));
-    if tokio::time::timeout(FIRST_CHECK_WAIT, first_check)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
+    tokio::spawn(keep_checking(checker, Arc::downgrade(&readiness), checked));
+    match tokio::time::timeout(FIRST_CHECK_WAIT, first_check).await {
+        Ok(Ok(())) => {}
+        // Only a panic in the check ends the task before it reports.
+        Ok(Err(_gone)) => tracing::error!(
+            "the database check stopped; /health will not report the database's state"
+        ),
+        Err(_elapsed) => tracing::warn!(
             "the database has not finished its first check within {} s; serving anyway \
              (refusing writes until it is done) and finishing it in the background",
             FIRST_CHECK_WAIT.as_secs_f64()
-        );
+        ),
     }
     readiness
 }
 
 /// Checks now, says so on `checked`, then checks again and again, until the
 /// service is gone.
-async fn keep_checking(checker: Checker, readiness: Arc<Readiness>, checked: oneshot::Sender<()>) {
-    let first = checker.check(&readiness).await;
+async fn keep_checking(checker: Checker, readiness: Weak<Readiness>, checked: oneshot::Sender<()>) {
+    let Some(first) = readiness.upgrade() else {
+        return;
+    };
+    let first = checker.check(&first).await;
     if let Err(error) = &first {
         tracing::warn!(
             error = %ErrorChain(error),
@@ -272,7 +307,6 @@ async fn keep_checking(checker: Checker, readiness: Arc<Readiness>, checked: one
     // Start-up may have stopped waiting already.
     let _ = checked.send(());
     let mut healthy = first.is_ok();
-    let readiness = Arc::downgrade(&readiness);
     let mut retry = FIRST_RETRY;
     loop {
         tokio::time::sleep(if healthy { CHECK_EVERY } else { retry }).await;

@@ -83,7 +83,15 @@ impl Application {
             },
             metrics.clone(),
         );
-        let readiness = readiness::watch(store.clone(), idempotency.clone(), lockout.clone()).await;
+        // A ping gets twice what finding a server may take, so a database
+        // that is down is reported as the driver sees it.
+        let readiness = readiness::watch(
+            store.clone(),
+            idempotency.clone(),
+            lockout.clone(),
+            Duration::from_millis(config.database.server_selection_timeout_ms) * 2,
+        )
+        .await;
 
         let request_timeout = Duration::from_millis(limits.request_timeout_ms);
         // A claimed idempotency key whose user has not appeared after two

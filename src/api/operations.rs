@@ -227,6 +227,11 @@ mod tests {
         let mut listed: Vec<&str> = ALL.iter().map(|operation| operation.id).collect();
         served.sort_unstable();
         listed.sort_unstable();
+        // No id twice: the edge finds an operation's policy by its id.
+        assert!(
+            listed.windows(2).all(|pair| pair[0] != pair[1]),
+            "{listed:?}"
+        );
         assert_eq!(served, listed);
     }
 }

@@ -159,10 +159,13 @@ impl UserService {
     }
 
     /// No user has `id`; unless the database still holds users of another
-    /// service, one of which may be it.
+    /// service (or has not been looked at for them yet), one of which may be
+    /// it.
     fn not_found(&self, id: UserId) -> UserError {
         match self.readiness.not_ready() {
             Some(NotReady::LegacyDocuments) => UserError::MigrationRequired(None),
+            // Not looked for yet (the service has just started): unknown.
+            _ if !self.readiness.legacy_known() => UserError::Unavailable(None),
             _ => UserError::NotFound(id),
         }
     }

@@ -1,14 +1,23 @@
 //! A database that dies and comes back, as a real process on real storage.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use mongodb::bson::{doc, oid::ObjectId};
+use mongodb::options::{ClientOptions, ServerAddress};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
+    sync::watch,
 };
+use user_api::config::Config;
 
 use crate::{
     helpers::{fresh_database, mongo_uri, Reply, TestApp, PASSWORD},
@@ -177,29 +186,38 @@ async fn the_service_starts_before_its_database_and_writes_wait_for_the_indexes(
         .assert_error(409, "email_taken");
 }
 
-/// A database that takes connections but never answers a command: a proxy
-/// to the test database that passes the driver's handshakes and heartbeats
-/// through, and holds back the first message that names `ping` (the first
-/// thing the service's readiness check sends) and everything after it on
-/// that connection, answering nothing. Returns the proxy's port.
-async fn a_database_that_never_answers() -> u16 {
-    let upstream = mongo_uri();
-    let upstream = upstream
-        .trim_start_matches("mongodb://")
-        .split(['/', '?', ','])
-        .next()
-        .expect("a host in the test database's URI")
-        .to_owned();
+/// A proxy to the test database that passes the driver's handshakes and
+/// heartbeats through but holds back, answering nothing, client messages
+/// that name `command` (the readiness check sends `ping` first, then `find`
+/// to look for foreign documents), until `release` is sent. With
+/// `only_first`, later such messages pass.
+struct HeldBack {
+    port: u16,
+    release: watch::Sender<bool>,
+}
+
+async fn hold_back(command: &str, only_first: bool) -> HeldBack {
+    let options = ClientOptions::parse(mongo_uri()).await.unwrap();
+    let upstream = match &options.hosts[0] {
+        ServerAddress::Tcp { host, port } => format!("{host}:{}", port.unwrap_or(27017)),
+        other => panic!("the test database is not on TCP: {other}"),
+    };
+    let name = format!("{command}\0").into_bytes();
+    let held_one = Arc::new(AtomicBool::new(false));
+    let (release, released) = watch::channel(false);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let server = TcpStream::connect(&upstream).await.unwrap();
+            let Ok(server) = TcpStream::connect(&upstream).await else {
+                continue;
+            };
             let (mut from_client, mut to_client) = client.into_split();
             let (mut from_server, mut to_server) = server.into_split();
             tokio::spawn(async move {
                 let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
             });
+            let (name, held_one, mut released) = (name.clone(), held_one.clone(), released.clone());
             tokio::spawn(async move {
                 // Each wire-protocol message starts with its length.
                 let mut length = [0; 4];
@@ -209,8 +227,9 @@ async fn a_database_that_never_answers() -> u16 {
                     if from_client.read_exact(&mut message[4..]).await.is_err() {
                         return;
                     }
-                    if message.windows(5).any(|name| name == b"ping\0") {
-                        std::future::pending::<()>().await;
+                    let names = message.windows(name.len()).any(|window| window == name);
+                    if names && !(only_first && held_one.swap(true, Ordering::SeqCst)) {
+                        let _ = released.wait_for(|released| *released).await;
                     }
                     if to_server.write_all(&message).await.is_err() {
                         return;
@@ -219,31 +238,83 @@ async fn a_database_that_never_answers() -> u16 {
             });
         }
     });
-    port
+    HeldBack { port, release }
 }
 
-/// A database that accepts connections and never answers (a hung server,
-/// or a slow first look on a busy one) does not keep the port closed: the
-/// service opens it after the first check's wait, says in `/health` that it
-/// has not checked the database, and refuses writes meanwhile.
-#[tokio::test]
-async fn a_database_that_never_answers_does_not_keep_the_port_closed() {
-    let proxy = a_database_that_never_answers().await;
+/// An app on a fresh database behind `proxy`.
+async fn behind(proxy: &HeldBack, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let uri = format!(
-        "mongodb://127.0.0.1:{proxy}/{}?directConnection=true",
+        "mongodb://127.0.0.1:{}/{}?directConnection=true",
+        proxy.port,
         fresh_database()
     );
-    let app = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(30),
-        TestApp::spawn_with(|config| config.mongo_uri = uri),
+        TestApp::spawn_with(|config| {
+            config.mongo_uri = uri;
+            adjust(config);
+        }),
     )
     .await
-    .expect("the service opens its port within 30 s");
+    .expect("the service opens its port within 30 s")
+}
+
+/// A database that takes connections but does not answer a ping (a hung
+/// server) counts as down once the ping has taken twice the server
+/// selection timeout, as an unreachable one does; and the service recovers
+/// on its own once the database answers again.
+#[tokio::test]
+async fn a_database_that_does_not_answer_counts_as_down_until_it_does() {
+    let proxy = hold_back("ping", false).await;
+    let app = behind(&proxy, |config| {
+        config.database.server_selection_timeout_ms = 1_000;
+    })
+    .await;
+    assert_eq!(app.get("/ping").await.status, StatusCode::OK);
+    // With a key, /health says what the check found.
+    let reply = app.get("/health").await;
+    reply.assert_status_only(503);
+    assert_eq!(
+        reply.data()["reason"],
+        "database_unreachable",
+        "{}",
+        reply.text
+    );
+    let detail = reply.data()["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("did not answer a ping"), "{}", reply.text);
+    // Nobody has looked for the Flask service's users yet: a user that is
+    // not found may be one of them.
+    app.get("/user/65a1b2c3d4e5f60718293a4b")
+        .await
+        .assert_error(503, "unavailable");
+    app.post_user(json!({ "name": "Early", "email": "early@example.com", "password": PASSWORD }))
+        .await
+        .assert_error(503, "unavailable");
+
+    proxy.release.send(true).unwrap();
+    wait_for_health(&app, StatusCode::OK, Duration::from_secs(30)).await;
+    app.get("/user/65a1b2c3d4e5f60718293a4b")
+        .await
+        .assert_error(404, "not_found");
+    app.create_user("Later", "later@example.com").await;
+}
+
+/// A first check that does not finish (here its look for foreign documents,
+/// as on a large collection of a busy database) does not keep the port
+/// closed: the service opens it after the first check's wait, says in
+/// `/health` that it is not ready, and refuses writes meanwhile.
+#[tokio::test]
+async fn a_first_check_that_does_not_finish_does_not_keep_the_port_closed() {
+    let proxy = hold_back("find", true).await;
+    let app = behind(&proxy, |_| {}).await;
     assert_eq!(app.get("/ping").await.status, StatusCode::OK);
     let reply = health(&app).await;
     reply.assert_status_only(503);
-    assert_eq!(reply.data()["reason"], "not_checked", "{}", reply.text);
-    assert_eq!(reply.data()["status"], "down", "{}", reply.text);
+    assert_eq!(reply.data()["reason"], "indexes_pending", "{}", reply.text);
+    assert_eq!(reply.data()["database"]["status"], "up", "{}", reply.text);
+    app.get("/user/65a1b2c3d4e5f60718293a4b")
+        .await
+        .assert_error(503, "unavailable");
     app.post_user(json!({ "name": "Early", "email": "early@example.com", "password": PASSWORD }))
         .await
         .assert_error(503, "unavailable");

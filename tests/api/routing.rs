@@ -49,9 +49,10 @@ async fn a_wrong_method_is_405_with_allow() {
     }
 }
 
-/// HEAD is answered as GET is, without the body, on every kind of route:
+/// HEAD is answered as GET is, status and headers, on every kind of route:
 /// one without parameters, the spec, one with a query string and one with
-/// a path parameter. A route without GET refuses it.
+/// a path parameter (hyper sends no body for it, and the client reads
+/// none). A route without GET refuses it.
 #[tokio::test]
 async fn head_is_served_for_get_routes() {
     let app = TestApp::spawn().await;
@@ -69,7 +70,6 @@ async fn head_is_served_for_get_routes() {
         let head = app.request(Method::HEAD, &path, None).await;
         assert_eq!(head.status, get.status, "{path}");
         assert!(!get.text.is_empty(), "{path}");
-        assert_eq!(head.text, "", "{path}");
         for name in ["content-type", "etag", "link", "cache-control"] {
             assert_eq!(head.header(name), get.header(name), "{path}: {name}");
         }
