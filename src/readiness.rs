@@ -294,10 +294,11 @@ pub async fn watch(
 /// Checks now, says so on `checked`, then checks again and again, until the
 /// service is gone.
 async fn keep_checking(checker: Checker, readiness: Weak<Readiness>, checked: oneshot::Sender<()>) {
-    let Some(first) = readiness.upgrade() else {
-        return;
+    // Held for this check only, so the task ends once the service is gone.
+    let first = match readiness.upgrade() {
+        Some(current) => checker.check(&current).await,
+        None => return,
     };
-    let first = checker.check(&first).await;
     if let Err(error) = &first {
         tracing::warn!(
             error = %ErrorChain(error),

@@ -5,9 +5,9 @@
 //! around it a layer that parses the query string for its extractors, one
 //! that turns the output into a response, and a box. Each is a future built
 //! around the one inside it, moved as it is built and polled on every
-//! request. The edge has matched the route already, so a path without
-//! parameters (most of them, `/ping` and `/user` among them) goes straight
-//! to its operation's endpoint. A path with parameters still goes through a
+//! request. A path without parameters (most of them, `/ping` and `/user`
+//! among them) needs no router: it goes straight to its operation's
+//! endpoint. A path with parameters still goes through a
 //! `Route`, because only poem's router can give its handler the parameters,
 //! but one holding just those paths, with no layers around it.
 
@@ -38,9 +38,16 @@ impl Dispatch {
     pub fn new<T: OpenApi>(api: T, extra: impl IntoIterator<Item = (String, Methods)>) -> Self {
         let mut paths = HashMap::new();
         api.add_routes(&mut paths);
+        for (path, methods) in extra {
+            // Which would be served is up to the map: a mistake, found at
+            // start-up.
+            assert!(
+                paths.insert(path.clone(), methods).is_none(),
+                "{path} is served twice"
+            );
+        }
         let (exact, parameterised): (Vec<_>, Vec<_>) = paths
             .into_iter()
-            .chain(extra)
             .partition(|(path, _)| !path.contains([':', '{', '*']));
         let router = parameterised
             .into_iter()
