@@ -2,7 +2,12 @@
 //! template and status, database operations, and the password-hashing queue.
 
 use std::{
-    sync::{atomic::AtomicU64, Arc},
+    cell::RefCell,
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -54,7 +59,28 @@ impl EncodeMetric for DroppedLogLines {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// One label set's request metrics, as a thread last used them.
+struct RequestHandles {
+    /// Held so that no other route can take its address (the key).
+    _route: Arc<str>,
+    count: Counter,
+    seconds: Histogram,
+}
+
+/// More label sets than a thread keeps handles for: a bound (forgetting
+/// them all costs only the lookups again), never reached by the route
+/// table's routes, the methods and the statuses the service answers.
+const MAX_HANDLES_PER_THREAD: usize = 4096;
+
+thread_local! {
+    /// By metrics instance, method label and route address, and status.
+    static REQUEST_HANDLES: RefCell<HashMap<(u64, usize, usize, u16), RequestHandles>> =
+        RefCell::new(HashMap::new());
+}
+
 pub struct Metrics {
+    /// Tells this instance's handles apart in [`REQUEST_HANDLES`].
+    id: u64,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     request_seconds: HistogramFamily<RequestLabels>,
@@ -129,7 +155,9 @@ impl Default for Metrics {
             "Log lines dropped because standard output could not keep up or failed",
             DroppedLogLines,
         );
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Self {
+            id: INSTANCES.fetch_add(1, Ordering::Relaxed),
             registry,
             requests,
             request_seconds,
@@ -145,7 +173,8 @@ impl Default for Metrics {
 
 impl Metrics {
     /// `method` comes from a fixed set, so labels never grow with what
-    /// clients send.
+    /// clients send. Each thread keeps the handles of the label sets it has
+    /// seen, so a request takes no lock on the families and hashes no text.
     pub fn observe_request(
         &self,
         method: &'static str,
@@ -153,15 +182,38 @@ impl Metrics {
         status: u16,
         elapsed: Duration,
     ) {
-        let labels = RequestLabels {
-            method,
-            route: route.clone(),
+        // By address, with no text hashed: each entry holds its route, so
+        // no other route can be at that address while the entry lives.
+        let key = (
+            self.id,
+            method.as_ptr() as usize,
+            Arc::as_ptr(route) as *const u8 as usize,
             status,
-        };
-        self.requests.get_or_create(&labels).inc();
-        self.request_seconds
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
+        );
+        let seconds = elapsed.as_secs_f64();
+        REQUEST_HANDLES.with_borrow_mut(|handles| {
+            if let Some(seen) = handles.get(&key) {
+                seen.count.inc();
+                seen.seconds.observe(seconds);
+                return;
+            }
+            if handles.len() >= MAX_HANDLES_PER_THREAD {
+                handles.clear();
+            }
+            let labels = RequestLabels {
+                method,
+                route: route.clone(),
+                status,
+            };
+            let seen = RequestHandles {
+                count: self.requests.get_or_create_owned(&labels),
+                seconds: self.request_seconds.get_or_create_owned(&labels),
+                _route: labels.route,
+            };
+            seen.count.inc();
+            seen.seconds.observe(seconds);
+            handles.insert(key, seen);
+        });
     }
 
     pub fn observe_database(&self, operation: &'static str, failed: bool, elapsed: Duration) {
@@ -199,5 +251,67 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `http_requests_total` lines of `metrics`, sorted.
+    fn request_counts(metrics: &Metrics) -> Vec<String> {
+        let mut lines: Vec<String> = metrics
+            .render()
+            .lines()
+            .filter(|line| line.starts_with("http_requests_total{"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    fn duration_count(metrics: &Metrics, labels: &str) -> String {
+        let prefix = format!("http_request_duration_seconds_count{{{labels}}} ");
+        let text = metrics.render();
+        let line = text.lines().find(|line| line.starts_with(&prefix));
+        line.unwrap_or_else(|| panic!("no {prefix} in {text}"))[prefix.len()..].to_owned()
+    }
+
+    #[test]
+    fn requests_are_counted_by_their_labels_and_by_instance() {
+        let first = Metrics::default();
+        let second = Metrics::default();
+        let user: Arc<str> = "/user/{id}".into();
+        // The same text in another allocation is the same route.
+        let user_again: Arc<str> = String::from("/user/{id}").into();
+        let ping: Arc<str> = "/ping".into();
+        let tick = Duration::from_millis(3);
+        first.observe_request("GET", &user, 200, tick);
+        first.observe_request("GET", &user_again, 200, tick);
+        first.observe_request("GET", &user, 404, tick);
+        first.observe_request("DELETE", &user, 200, tick);
+        first.observe_request("GET", &ping, 200, tick);
+        second.observe_request("GET", &ping, 200, tick);
+        // Counted again on another thread, into the same series.
+        std::thread::scope(|scope| {
+            scope.spawn(|| first.observe_request("GET", &ping, 200, tick));
+        });
+        assert_eq!(
+            request_counts(&first),
+            [
+                r#"http_requests_total{method="DELETE",route="/user/{id}",status="200"} 1"#,
+                r#"http_requests_total{method="GET",route="/ping",status="200"} 2"#,
+                r#"http_requests_total{method="GET",route="/user/{id}",status="200"} 2"#,
+                r#"http_requests_total{method="GET",route="/user/{id}",status="404"} 1"#,
+            ]
+        );
+        assert_eq!(
+            duration_count(&first, r#"method="GET",route="/user/{id}",status="200""#),
+            "2"
+        );
+        assert_eq!(
+            request_counts(&second),
+            [r#"http_requests_total{method="GET",route="/ping",status="200"} 1"#]
+        );
     }
 }
