@@ -48,10 +48,10 @@ use hyper_util::{
     server::conn::auto,
 };
 use poem::{
-    endpoint::BoxEndpoint,
+    endpoint::{BoxEndpoint, DynEndpoint},
     http::uri::Scheme,
     web::{LocalAddr, RemoteAddr},
-    Addr, Endpoint, Response,
+    Addr, Response,
 };
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::sync::CancellationToken;
@@ -487,14 +487,19 @@ impl Connection {
         let service = hyper::service::service_fn(move |request| {
             let app = app.clone();
             let mut in_progress = InProgress::start(&activity, &connections);
+            let request = poem::Request::from((
+                request,
+                LocalAddr(Addr::SocketAddr(local)),
+                RemoteAddr(Addr::SocketAddr(remote)),
+                Scheme::HTTP,
+            ));
             async move {
-                let request = poem::Request::from((
-                    request,
-                    LocalAddr(Addr::SocketAddr(local)),
-                    RemoteAddr(Addr::SocketAddr(remote)),
-                    Scheme::HTTP,
-                ));
-                let response = app.get_response(request).await;
+                // The app's own boxed future, not poem's `get_response` and
+                // `Box`'s forwarding: each would hold the request again.
+                let response = match DynEndpoint::call(&**app, request).await {
+                    Ok(response) => response,
+                    Err(error) => error.into_response(),
+                };
                 in_progress.moved();
                 Ok::<_, Infallible>(
                     hyper::Response::from(response).map(|body| CountedBody { body, in_progress }),

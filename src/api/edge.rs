@@ -14,7 +14,7 @@ use futures::{
     FutureExt,
 };
 use poem::{
-    endpoint::BoxEndpoint,
+    endpoint::{BoxEndpoint, DynEndpoint},
     http::{header, HeaderName, HeaderValue, Method},
     middleware::Cors,
     Endpoint, EndpointExt, Request, Response,
@@ -81,7 +81,12 @@ impl Endpoint for Edge {
     /// Runs a request as itself (its id, method and route on every line it
     /// logs), through the limits and the deadline; turns any error into the
     /// envelope; logs and counts it.
-    async fn call(&self, request: Request) -> poem::Result<Response> {
+    ///
+    /// Not an `async fn`: what comes before the handler runs as the call is
+    /// made, so the future holds the handler's (boxed) future and what the
+    /// access line needs, not the request too. Every future layer that
+    /// holds the request is copied whole when the connection boxes it.
+    fn call(&self, request: Request) -> impl Future<Output = poem::Result<Response>> + Send {
         let started = Instant::now();
         let method = method_label(request.method());
         // Shares the request's buffer: no copy of the path.
@@ -93,42 +98,49 @@ impl Endpoint for Edge {
             route: matched.template.unwrap_or(&self.unmatched).clone(),
         };
         // Every line logged while serving the request names it: those of
-        // its handler, then its error's (if any) and its access line.
-        let served = context
+        // the checks before its handler, its handler's, then its error's
+        // (if any) and its access line.
+        let handler = context
             .clone()
-            .scope(self.serve(request, matched.operation, started))
-            .await;
-        let RequestContext {
-            request_id, route, ..
-        } = context.clone();
-        context.sync_scope(|| {
-            let mut response = match served {
-                Ok(response) => response,
-                Err(error) => {
-                    let allow = self.routes.allow_header(uri.path());
-                    errors::render(error, method, uri.path(), allow)
+            .sync_scope(|| self.begin(request, matched.operation, started));
+        let handler = context.clone().scope(match handler {
+            Ok(handler) => Either::Left(handler),
+            Err(refused) => Either::Right(std::future::ready(Err(refused))),
+        });
+        async move {
+            let served = handler.await;
+            let RequestContext {
+                request_id, route, ..
+            } = context.clone();
+            context.sync_scope(|| {
+                let mut response = match served {
+                    Ok(response) => response,
+                    Err(error) => {
+                        let allow = self.routes.allow_header(uri.path());
+                        errors::render(error, method, uri.path(), allow)
+                    }
+                };
+                response.headers_mut().insert(REQUEST_ID, request_id);
+                if matched.private {
+                    response
+                        .headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 }
-            };
-            response.headers_mut().insert(REQUEST_ID, request_id);
-            if matched.private {
-                response
-                    .headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            }
-            let status = response.status().as_u16();
-            let elapsed = started.elapsed();
-            tracing::info!(
-                target: "access",
-                status,
-                // In whole microseconds: `0.042`, not `0.042317891`.
-                latency_ms = micros(elapsed) as f64 / 1000.0,
-                "{method} {route} {status}"
-            );
-            self.shared
-                .metrics
-                .observe_request(method, &route, status, elapsed);
-            Ok(response)
-        })
+                let status = response.status().as_u16();
+                let elapsed = started.elapsed();
+                tracing::info!(
+                    target: "access",
+                    status,
+                    // In whole microseconds: `0.042`, not `0.042317891`.
+                    latency_ms = micros(elapsed) as f64 / 1000.0,
+                    "{method} {route} {status}"
+                );
+                self.shared
+                    .metrics
+                    .observe_request(method, &route, status, elapsed);
+                Ok(response)
+            })
+        }
     }
 }
 
@@ -136,14 +148,15 @@ impl Edge {
     /// Authenticates an operation that needs a key, first: a request
     /// without a valid one is answered 401 here, drawing only from the
     /// budget of unauthenticated requests (so it cannot spend the budget of
-    /// the real clients behind the same address). Then the rate limits, the
-    /// deadline and the handler, which finds the caller in the request.
-    async fn serve(
+    /// the real clients behind the same address). Then the rate limits;
+    /// then the handler begins, which finds the caller in the request,
+    /// under the deadline.
+    fn begin(
         &self,
         mut request: Request,
         operation: Option<&Operation>,
         started: Instant,
-    ) -> poem::Result<Response> {
+    ) -> poem::Result<impl Future<Output = poem::Result<Response>> + Send + '_> {
         let caller = match operation.filter(|operation| operation.authenticated) {
             Some(_) => match self.shared.authenticator.identify(request.headers()) {
                 Ok(caller) => Some(caller),
@@ -162,16 +175,18 @@ impl Edge {
             extensions.insert(caller);
         }
         let deadline = self.deadline * operation.map_or(1, |operation| operation.deadline_factor);
-        let call = contain_panics(|| self.dispatch.call(request));
+        let handler = contain_panics(|| self.dispatch.call(request));
         // From when the request was taken up (no second look at the clock).
         let due = tokio::time::Instant::from_std(started) + deadline;
-        match tokio::time::timeout_at(due, call).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(ApiError::Timeout {
-                seconds: deadline.as_secs_f64().ceil() as u64,
-            }
-            .into()),
-        }
+        Ok(
+            tokio::time::timeout_at(due, handler).map(move |finished| match finished {
+                Ok(result) => result,
+                Err(_elapsed) => Err(ApiError::Timeout {
+                    seconds: deadline.as_secs_f64().ceil() as u64,
+                }
+                .into()),
+            }),
+        )
     }
 }
 
@@ -284,26 +299,27 @@ impl<E: Endpoint<Output = Response> + 'static> Finish<E> {
 impl<E: Endpoint<Output = Response>> Endpoint for Finish<E> {
     type Output = Response;
 
-    async fn call(&self, request: Request) -> poem::Result<Response> {
+    /// Not an `async fn`, for the reason [`Edge::call`] gives.
+    fn call(&self, request: Request) -> impl Future<Output = poem::Result<Response>> + Send {
         let allowed = request
             .headers()
             .get(header::ORIGIN)
             .is_some_and(|origin| self.cors_origins.contains(origin));
-        let mut response = match self.with_cors.as_ref().filter(|_| allowed) {
-            Some(with_cors) => with_cors.get_response(request).await,
-            // Straight to the edge (which answers every error itself), not
-            // through `get_response` and `Arc`'s forwarding: each would hold
-            // the request and the edge's future again.
-            None => match self.app.as_ref().call(request).await {
-                Ok(response) => response,
-                Err(error) => error.into_response(),
-            },
+        let response = match self.with_cors.as_ref().filter(|_| allowed) {
+            Some(with_cors) => Either::Left(DynEndpoint::call(&**with_cors, request)),
+            // Straight to the edge, not through `Arc`'s forwarding (which
+            // would hold the request again).
+            None => Either::Right(self.app.as_ref().call(request)),
         };
-        response.headers_mut().insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        Ok(response)
+        // The edge answers every error itself; CORS may refuse a preflight.
+        response.map(|answered| {
+            let mut response = answered.unwrap_or_else(|error| error.into_response());
+            response.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            Ok(response)
+        })
     }
 }
 
