@@ -34,13 +34,14 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{
-        atomic::{fence, AtomicU64, AtomicUsize, Ordering},
+        atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
 
+use futures::task::AtomicWaker;
 use hyper::body::{Body, Frame, SizeHint};
 
 use hyper_util::{
@@ -54,7 +55,6 @@ use poem::{
     Addr, Response,
 };
 use tokio::{net::TcpListener, sync::Notify};
-use tokio_util::sync::CancellationToken;
 
 /// File descriptors kept free below the limit for what is not a client
 /// connection: the database pool and its monitors, the log, the listener.
@@ -177,8 +177,46 @@ enum State {
 /// One open connection, as the accept loop sees it.
 struct Open {
     activity: Arc<Activity>,
-    /// Cancelled to close it at once (it has been chosen to make room).
-    close: CancellationToken,
+    /// How the server tells it to stop.
+    told: Arc<Told>,
+}
+
+/// What the server has told one connection: nothing, to finish the request
+/// in progress and close (shutdown), or to close at once (to make room).
+///
+/// Its own, looked at with an atomic load each time the connection's task
+/// wakes: a `CancellationToken` shared by every connection takes its lock
+/// (and its `Notify`'s) on every poll, on every worker.
+#[derive(Default)]
+struct Told {
+    /// 0 (nothing), [`Self::STOP`] or [`Self::CLOSE`]: it only rises.
+    what: AtomicU8,
+    waker: AtomicWaker,
+}
+
+impl Told {
+    const STOP: u8 = 1;
+    const CLOSE: u8 = 2;
+
+    fn tell(&self, what: u8) {
+        self.what.fetch_max(what, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Completes once the connection has been told `what`, or more.
+    fn told(&self, what: u8) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.what.load(Ordering::Acquire) >= what {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // Told between the look and the registration: not missed.
+            match self.what.load(Ordering::Acquire) >= what {
+                true => Poll::Ready(()),
+                false => Poll::Pending,
+            }
+        })
+    }
 }
 
 /// The open connections, oldest first (ids only grow).
@@ -222,7 +260,7 @@ impl Connections {
             .map(|(_, id)| id);
         match idle.and_then(|id| open.remove(&id)) {
             Some(closed) => {
-                closed.close.cancel();
+                closed.told.tell(Told::CLOSE);
                 tracing::debug!("at the connection cap: closed the connection idle longest");
                 true
             }
@@ -388,7 +426,6 @@ pub async fn serve(
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
     let connections = Arc::new(Connections::default());
-    let stopping = CancellationToken::new();
     let mut next_id = 0_u64;
     tokio::pin!(shutdown);
     loop {
@@ -418,12 +455,12 @@ pub async fn serve(
         let id = next_id;
         next_id += 1;
         let activity = Arc::new(Activity::new());
-        let close = CancellationToken::new();
+        let told = Arc::new(Told::default());
         connections.lock().insert(
             id,
             Open {
                 activity: activity.clone(),
-                close: close.clone(),
+                told: told.clone(),
             },
         );
         let connection = Connection {
@@ -435,17 +472,16 @@ pub async fn serve(
             header_read_timeout: limits.header_read_timeout,
         };
         let registered = Registered(connections.clone(), id);
-        let stopping = stopping.clone();
         tokio::spawn(async move {
             let _registered = registered;
-            tokio::select! {
-                () = connection.serve(stream, stopping) => {}
-                () = close.cancelled() => {}
-            }
+            connection.serve(stream, &told).await;
         });
     }
     drop(listener);
-    stopping.cancel();
+    // Every connection is in the registry before its task starts.
+    for open in connections.lock().values() {
+        open.told.tell(Told::STOP);
+    }
     let drained = async {
         loop {
             let ended = connections.ended.notified();
@@ -474,7 +510,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: tokio::net::TcpStream, stopping: CancellationToken) {
+    async fn serve(self, stream: tokio::net::TcpStream, told: &Told) {
         let Self {
             app,
             local,
@@ -527,12 +563,17 @@ impl Connection {
         tokio::select! {
             _ = connection.as_mut() => return,
             () = watched.stalled_for(header_read_timeout) => return,
-            () = stopping.cancelled() => {}
+            () = told.told(Told::STOP) => {}
+        }
+        // Told to make room as the server stops: nothing to finish.
+        if told.what.load(Ordering::Acquire) >= Told::CLOSE {
+            return;
         }
         connection.as_mut().graceful_shutdown();
         tokio::select! {
             _ = connection => {}
             () = watched.stalled_for(header_read_timeout) => {}
+            () = told.told(Told::CLOSE) => {}
         }
     }
 }

@@ -377,3 +377,61 @@ async fn the_default_cap_follows_the_descriptor_limit_and_is_logged() {
         "{line} (ulimit -n is {limit})"
     );
 }
+
+#[tokio::test]
+async fn on_sigterm_idle_connections_close_at_once_and_a_request_in_progress_finishes() {
+    let (mut server, base) = Server::start(|command| {
+        // Neither the idle timeout nor the grace period closes anything
+        // during this test: only being told to stop does.
+        command
+            .env("HEADER_READ_TIMEOUT_MS", "60000")
+            .env("SHUTDOWN_GRACE_SECS", "60");
+    })
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
+
+    // Idle after a response, and idle from the start.
+    let mut kept_alive = TcpStream::connect(&address).await.unwrap();
+    kept_alive
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0_u8; 12];
+    kept_alive.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let mut silent = TcpStream::connect(&address).await.unwrap();
+    // A request in progress: its head is in, its body is not yet.
+    let mut busy = TcpStream::connect(&address).await.unwrap();
+    busy.write_all(create_head().as_bytes()).await.unwrap();
+    busy.write_all(&CREATE_BODY[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let told = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (name, stream) in [("kept alive", &mut kept_alive), ("silent", &mut silent)] {
+        let (_, closed) = until_closed(stream, Duration::from_secs(5)).await;
+        let closed = closed.unwrap_or_else(|| panic!("the {name} connection is still open"));
+        assert!(closed - told < Duration::from_secs(5), "{name}");
+    }
+    // The server waits for the request in progress, and answers it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "it did not wait"
+    );
+    busy.write_all(&CREATE_BODY[10..]).await.unwrap();
+    let (received, closed) = until_closed(&mut busy, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+    assert!(closed.is_some(), "the busy connection is still open");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.child.try_wait().unwrap().unwrap().code(), Some(0));
+}
