@@ -86,6 +86,9 @@ impl Endpoint for Edge {
     /// made, so the future holds the handler's (boxed) future and what the
     /// access line needs, not the request too. Every future layer that
     /// holds the request is copied whole when the connection boxes it.
+    /// So the call itself charges the rate limits and starts the deadline
+    /// (it must be made on a Tokio runtime), and the future it returns is
+    /// meant to be polled at once, as the server and poem's CORS do.
     fn call(&self, request: Request) -> impl Future<Output = poem::Result<Response>> + Send {
         let started = Instant::now();
         let method = method_label(request.method());

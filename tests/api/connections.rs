@@ -404,7 +404,9 @@ async fn on_sigterm_idle_connections_close_at_once_and_a_request_in_progress_fin
     let mut busy = TcpStream::connect(&address).await.unwrap();
     busy.write_all(create_head().as_bytes()).await.unwrap();
     busy.write_all(&CREATE_BODY[..10]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Time for the server to read the head (until then the connection is
+    // idle, and stopping would close it).
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let told = Instant::now();
     let status = std::process::Command::new("kill")
