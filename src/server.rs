@@ -571,7 +571,9 @@ impl Connection {
             () = watched.stalled_for(header_read_timeout) => return,
             () = told.told(Told::STOP) => {}
         }
-        // Told to make room as the server stops: nothing to finish.
+        // Told to close (to make room), not to stop: nothing to finish.
+        // Nothing is told to close once stopping, as rooms are made only by
+        // the accept loop, which has ended by then.
         if told.what.load(Ordering::Acquire) >= Told::CLOSE {
             return;
         }
@@ -579,7 +581,6 @@ impl Connection {
         tokio::select! {
             _ = connection => {}
             () = watched.stalled_for(header_read_timeout) => {}
-            () = told.told(Told::CLOSE) => {}
         }
     }
 }
