@@ -185,6 +185,11 @@ fn debug_str(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
     }
 }
 
+/// `value` as `{value}` writes it, without the formatting machinery.
+fn write_integer(out: &mut impl fmt::Write, value: impl itoa::Integer) -> fmt::Result {
+    out.write_str(itoa::Buffer::new().format(value))
+}
+
 /// `value` as `{value:?}` writes it: the shortest decimal that reads back
 /// as the same float, and of those the closest. ryu finds the same text
 /// faster where `Debug` writes no exponent (a magnitude from 1e-4 up to
@@ -321,11 +326,11 @@ impl Visit for TextFields<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w, _| w.write_str(itoa::Buffer::new().format(value)));
+        self.field(field, |w, _| write_integer(w, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w, _| w.write_str(itoa::Buffer::new().format(value)));
+        self.field(field, |w, _| write_integer(w, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -499,11 +504,11 @@ impl Visit for JsonFields<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.field(field, |w| write_integer(w, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.field(field, |w| write_integer(w, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
